@@ -1,0 +1,247 @@
+// duetd: wires configuration, the heartbeat service, the control socket, systemd and signals.
+#include <sys/prctl.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+
+#include <systemd/sd-daemon.h>
+
+#include "daemon/config/model.hpp"
+#include "daemon/control/server.hpp"
+#include "daemon/heartbeat/service.hpp"
+#include "daemon/state/generation.hpp"
+#include "daemon/util/asio.hpp"
+#include "daemon/util/log.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+using Json = nlohmann::json;
+using namespace duet;
+
+constexpr const char* kUsage = R"(usage: duetd [options]
+  -c, --config FILE    duet.toml (default /etc/duet/duet.toml)
+      --ha-dir DIR     read Heartbeat's ha.cf, authkeys and haresources from DIR instead
+                       (default /etc/ha.d when /etc/duet/duet.toml does not exist)
+      --node NAME      this node's name (default: uname -n)
+      --socket PATH    control socket (overrides the configuration)
+      --state-dir DIR  state directory (overrides the configuration)
+      --check-config   validate, print the effective configuration, and exit (1 on errors)
+  -v, --verbose        debug logging
+      --version        print the version
+  -h, --help           this text
+)";
+
+struct Options {
+    config::Source source;
+    std::optional<std::string> node, socket, state_dir;
+    bool check = false;
+    bool verbose = false;
+};
+
+[[noreturn]] void usage_error(const std::string& msg) {
+    std::cerr << "duetd: " << msg << "\n" << kUsage;
+    std::exit(2);
+}
+
+Options parse_args(int argc, char** argv) {
+    Options o;
+    auto value = [&](int& i) -> std::string {
+        if (i + 1 >= argc) usage_error(std::string(argv[i]) + " needs a value");
+        return argv[++i];
+    };
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "-c" || a == "--config") o.source.toml_path = value(i);
+        else if (a == "--ha-dir") o.source.ha_dir = value(i);
+        else if (a == "--node") o.node = value(i);
+        else if (a == "--socket") o.socket = value(i);
+        else if (a == "--state-dir") o.state_dir = value(i);
+        else if (a == "--check-config") o.check = true;
+        else if (a == "-v" || a == "--verbose") o.verbose = true;
+        else if (a == "--version") {
+            std::cout << "duetd " DUET_VERSION "\n";
+            std::exit(0);
+        } else if (a == "-h" || a == "--help") {
+            std::cout << kUsage;
+            std::exit(0);
+        } else usage_error("unknown option " + a);
+    }
+    if (o.source.toml_path && o.source.ha_dir) usage_error("give either --config or --ha-dir, not both");
+    if (!o.source.toml_path && !o.source.ha_dir) {
+        if (std::filesystem::exists("/etc/duet/duet.toml")) o.source.toml_path = "/etc/duet/duet.toml";
+        else if (std::filesystem::exists("/etc/ha.d/ha.cf")) o.source.ha_dir = "/etc/ha.d";
+        else o.source.toml_path = "/etc/duet/duet.toml";  // load() reports it missing
+    }
+    return o;
+}
+
+std::optional<config::Config> load(const Options& o, bool quiet_ok) {
+    config::Diagnostics diag;
+    config::Config cfg = config::load(o.source, diag);
+    for (const auto& d : diag.items()) {
+        if (d.severity == config::Diagnostic::Severity::Error) log::error(d.str());
+        else if (!quiet_ok) log::warning(d.str());
+    }
+    if (diag.has_errors()) return std::nullopt;
+    if (o.socket) cfg.socket_path = *o.socket;
+    if (o.state_dir) cfg.state_dir = *o.state_dir;
+    return cfg;
+}
+
+std::string node_name(const Options& o) {
+    if (o.node) return *o.node;
+    utsname u{};
+    ::uname(&u);
+    return u.nodename;
+}
+
+int check_config(const Options& o) {
+    config::Diagnostics diag;
+    config::Config cfg = config::load(o.source, diag);
+    for (const auto& d : diag.items()) std::cerr << d.str() << "\n";
+    if (diag.has_errors()) {
+        std::cerr << "duetd: configuration has errors\n";
+        return 1;
+    }
+    std::string self = node_name(o);
+    if (std::find(cfg.nodes.begin(), cfg.nodes.end(), self) == cfg.nodes.end())
+        std::cerr << "warning: this machine's node name '" << self << "' is not one of the configured nodes; "
+                  << "on it, duetd needs --node NAME\n";
+    std::cout << config::to_toml(cfg);
+    return 0;
+}
+
+std::string timings_text(const config::Timings& t) {
+    auto s = [](config::Millis m) { return std::to_string(m.count()) + "ms"; };
+    return "keepalive " + s(t.keepalive) + ", warntime " + s(t.warntime) + ", deadtime " + s(t.deadtime) +
+           ", initdead " + s(t.initdead);
+}
+
+int run(const Options& opt) {
+    auto loaded = load(opt, false);
+    if (!loaded) {
+        log::error("not starting: the configuration has errors (see above; `duetd --check-config` shows them all)");
+        return 1;
+    }
+    config::Config cfg = std::move(*loaded);
+    const std::string self = node_name(opt);
+    auto me = std::find(cfg.nodes.begin(), cfg.nodes.end(), self);
+    if (me == cfg.nodes.end()) {
+        log::error("this node's name '" + self + "' (" + (opt.node ? "--node" : "uname -n") +
+                   ") is not one of the configured nodes (" + cfg.nodes[0] + ", " + cfg.nodes[1] + "); use --node NAME");
+        return 1;
+    }
+    const std::string peer = cfg.nodes[me == cfg.nodes.begin() ? 1 : 0];
+
+    // Resource agents started later must not become zombies of whoever is PID 1.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    uint64_t generation = state::next_generation(
+        cfg.state_dir, static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                 std::chrono::system_clock::now().time_since_epoch())
+                                                 .count()));
+
+    asio::io_context io(1);
+    control::Server server(io, cfg.socket_path, cfg.socket_group);
+    auto notify_status = [](const std::string& s) { sd_notify(0, ("STATUS=" + s).c_str()); };
+
+    std::unique_ptr<heartbeat::Service> hb;
+    hb = std::make_unique<heartbeat::Service>(
+        io, cfg, heartbeat::Identity{self, peer, cfg.cluster, generation, cfg.auth.secret},
+        [&](const Json& ev) {
+            server.publish(ev);
+            if (hb) notify_status(hb->summary());
+        });
+
+    const auto started = std::chrono::steady_clock::now();
+    server.handle("status", [&](const Json&, const control::Server::Reply& reply) {
+        auto up = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+        const auto& t = cfg.timings;
+        reply(true, Json{{"version", 1},
+                         {"node", self},
+                         {"cluster", cfg.cluster},
+                         {"generation", generation},
+                         {"uptime_ms", up.count()},
+                         {"pid", ::getpid()},
+                         {"timings", Json{{"keepalive_ms", t.keepalive.count()},
+                                          {"warntime_ms", t.warntime.count()},
+                                          {"deadtime_ms", t.deadtime.count()},
+                                          {"initdead_ms", t.initdead.count()}}},
+                         {"nodes", hb->nodes_json()},
+                         {"rejected", hb->rejected_json()}});
+    });
+
+    asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+    std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+            sd_notify(0, "RELOADING=1");
+            log::notice("SIGHUP: reloading timings from the configuration");
+            if (auto fresh = load(opt, true)) {
+                bool restart_needed = fresh->nodes != cfg.nodes || fresh->auth.secret != cfg.auth.secret ||
+                                      fresh->cluster != cfg.cluster || fresh->paths.size() != cfg.paths.size();
+                for (size_t i = 0; !restart_needed && i < cfg.paths.size(); ++i)
+                    restart_needed = fresh->paths[i].name() != cfg.paths[i].name();
+                if (restart_needed)
+                    log::warning("the configuration changed nodes, paths, cluster or key: those take effect only at "
+                                 "the next restart; timings are applied now");
+                cfg.timings = fresh->timings;
+                hb->set_timings(cfg.timings);
+                log::notice("timings now: " + timings_text(cfg.timings));
+            } else {
+                log::error("reload refused: the configuration has errors; keeping the running one");
+            }
+            sd_notify(0, "READY=1");
+            signals.async_wait(on_signal);
+            return;
+        }
+        log::notice(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": leaving the cluster");
+        sd_notify(0, "STOPPING=1");
+        hb->leave();
+        io.stop();
+    };
+    signals.async_wait(on_signal);
+
+    // systemd watchdog: ping at half the interval systemd expects.
+    uint64_t wd_usec = 0;
+    asio::steady_timer watchdog(io);
+    std::function<void()> arm_watchdog = [&] {
+        watchdog.expires_after(std::chrono::microseconds(wd_usec / 2));
+        watchdog.async_wait([&](const boost::system::error_code& ec) {
+            if (ec) return;
+            sd_notify(0, "WATCHDOG=1");
+            arm_watchdog();
+        });
+    };
+    if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) arm_watchdog();
+
+    log::notice("duetd " DUET_VERSION " starting as node " + self + " (peer " + peer + "), cluster " + cfg.cluster +
+                ", generation " + std::to_string(generation) + ", " + timings_text(cfg.timings) + ", control socket " +
+                cfg.socket_path);
+    sd_notify(0, "READY=1");
+    notify_status(hb->summary());
+    io.run();
+    log::notice("duetd stopped");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options opt = parse_args(argc, argv);
+    log::init("duetd", opt.verbose);
+    if (opt.check) return check_config(opt);
+    try {
+        return run(opt);
+    } catch (const std::exception& e) {
+        log::error(std::string("fatal: ") + e.what());
+        return 1;
+    }
+}
