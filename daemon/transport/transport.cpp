@@ -167,6 +167,11 @@ struct Transport::Socket {
             return fail(c.last_error);
         if (path.kind == config::PathKind::Bcast && !setint(SOL_SOCKET, SO_BROADCAST, 1, "SO_BROADCAST"))
             return fail(c.last_error);
+        // A large receive buffer, so a burst of hostile datagrams does not crowd out the peer's
+        // heartbeats before we get to read them (FORCE works for root beyond rmem_max).
+        constexpr int kRcvBuf = 4 << 20;
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &kRcvBuf, sizeof kRcvBuf) != 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kRcvBuf, sizeof kRcvBuf);
         if (::bind(fd, reinterpret_cast<const sockaddr*>(&bind_addr->ss), bind_addr->len) != 0)
             return fail(errno_text(("bind " + to_string(reinterpret_cast<const sockaddr*>(&bind_addr->ss))).c_str()));
         if (path.kind == config::PathKind::Mcast) {
