@@ -1,6 +1,7 @@
 #include "daemon/heartbeat/service.hpp"
 
 #include <ctime>
+#include <stdexcept>
 
 namespace duet::heartbeat {
 namespace asio = boost::asio;
@@ -12,6 +13,9 @@ namespace {
 
 std::vector<config::Path> without_own(std::vector<config::Path> paths, std::vector<std::string>& dropped) {
     dropped = transport::drop_own_ucast(paths);
+    if (paths.empty())
+        throw std::runtime_error("no heartbeat path is left for this node: every configured path is a ucast path to "
+                                 "one of this node's own addresses (list the peer's address, or add an mcast path)");
     return paths;
 }
 
