@@ -1,0 +1,103 @@
+#!/bin/bash
+# Helpers that scripts/lab runs inside the lab's namespaces. Not meant to be run by hand.
+#
+#   lab-init.sh keeper LABDIR
+#       PID 1 of the lab's PID namespace (every node's PID namespace is nested in it). Records its
+#       host PID in LABDIR/keeper.pid, then reaps every orphan. It exits only when killed, or when
+#       LABDIR/lab.conf disappears (the lab was removed behind its back): its death takes every
+#       process of the lab with it.
+#   lab-init.sh node NODEDIR NAME KIND
+#       PID 1 of one node (started by scripts/lab inside the node's network namespace, in fresh
+#       PID, mount and UTS namespaces). Records its host PID in NODEDIR/init.pid, sets the hostname,
+#       mounts the node's own /proc and its private directories (KIND: toml -> NODEDIR/etc on
+#       /etc/duet, hacf -> on /etc/ha.d, none -> no configuration), touches NODEDIR/init.ready,
+#       then reaps every orphan of the node forever: it never exits on its own.
+#   lab-init.sh run PIDFILE INITPID CMD...
+#       Runs inside a node's PID namespace but still in the host's mount namespace: records its own
+#       host PID in PIDFILE, then enters the node's mount, UTS and network namespaces and execs CMD,
+#       so the recorded PID is CMD's.
+set -euo pipefail
+
+# "PID STARTTIME" of this very bash process, as the host sees it. /proc must still be the host's
+# procfs here, and `read < /proc/self/stat` is done by this process itself (no fork).
+record_self() {
+    local stat pid rest
+    IFS= read -r stat < /proc/self/stat
+    pid=${stat%% *}
+    rest=${stat##*) }
+    local -a f
+    read -r -a f <<<"$rest"
+    printf '%s %s\n' "$pid" "${f[19]}" > "$1.tmp"
+    mv -f "$1.tmp" "$1"
+}
+
+# Reap children (and every orphan the kernel hands to us as PID 1) forever. Bash's SIGCHLD
+# handling waits for any child, including adopted ones, while `wait` blocks on the sleeper.
+reap_forever() {
+    local guard=${1:-}
+    set +e
+    trap '' HUP INT QUIT TERM USR1 USR2 PIPE
+    exec </dev/null
+    if [[ -n $guard ]]; then
+        while [[ -e $guard ]]; do
+            sleep 5 &
+            wait "$!"
+        done
+        echo "lab-init: $guard is gone: the lab was removed, exiting (this kills the lab's processes)" >&2
+        exit 0
+    fi
+    while :; do
+        sleep infinity &
+        wait
+    done
+}
+
+die() { echo "lab-init: $*" >&2; exit 1; }
+
+mode=${1:-}
+case $mode in
+keeper)
+    labdir=$2
+    record_self "$labdir/keeper.pid"
+    reap_forever "$labdir/lab.conf"
+    ;;
+node)
+    dir=$2 name=$3 kind=$4
+    exec </dev/null
+    record_self "$dir/init.pid"
+    mount --make-rprivate /
+    printf '%s' "$name" > /proc/sys/kernel/hostname
+    mount -t proc -o nosuid,nodev,noexec proc /proc
+    binds=()
+    case $kind in
+        toml) binds+=("$dir/etc" /etc/duet) ;;
+        hacf) binds+=("$dir/etc" /etc/ha.d) ;;
+        none) ;;
+        *) die "unknown configuration kind '$kind'" ;;
+    esac
+    if [[ $kind != none ]]; then
+        binds+=("$dir/run" /run/duet "$dir/state" /var/lib/duet)
+    fi
+    for ((i = 0; i < ${#binds[@]}; i += 2)); do
+        src=${binds[i]} dst=${binds[i + 1]}
+        # A missing mount point is created as an empty directory (on the host's file system: the
+        # mount namespace is private, the file system is not). Nothing is ever mounted on it there.
+        [[ -d $dst ]] || mkdir -p "$dst"
+        mount --bind "$src" "$dst"
+    done
+    : > "$dir/init.ready"
+    echo "lab-init: node $name ready (hostname set, own /proc, ${#binds[@]} bind-mount arguments: ${binds[*]})"
+    reap_forever
+    ;;
+run)
+    pidfile=$2 init=$3
+    shift 3
+    [[ $# -gt 0 ]] || die "run: no command"
+    cd /
+    record_self "$pidfile"
+    exec nsenter --target "$init" --mount --uts --net --wdns=/ -- "$@"
+    ;;
+*)
+    die "usage: lab-init.sh keeper|node|run ... (internal helper of scripts/lab)"
+    ;;
+esac
