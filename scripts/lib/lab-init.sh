@@ -86,7 +86,9 @@ node)
         mount --bind "$src" "$dst"
     done
     : > "$dir/init.ready"
-    echo "lab-init: node $name ready (hostname set, own /proc, ${#binds[@]} bind-mount arguments: ${binds[*]})"
+    mounts=""
+    for ((i = 0; i < ${#binds[@]}; i += 2)); do mounts+=" ${binds[i + 1]}"; done
+    echo "lab-init: node $name ready: hostname, /proc$mounts"
     reap_forever
     ;;
 run)

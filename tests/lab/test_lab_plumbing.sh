@@ -181,6 +181,17 @@ check "each node has its own PID namespace" test "$(lab1 exec alpha readlink /pr
 check_eq "exec passes stdin and stdout" "hello" "$(echo hello | lab1 exec alpha cat)"
 set +e; lab1 exec bravo sh -c 'exit 7'; rc=$?; set -e
 check_eq "exec passes the exit code" 7 "$rc"
+client_sleeps() {  # is "sleep 4321" running in the client?
+    # shellcheck disable=SC2016
+    lab1 exec client sh -c 'for f in /proc/[0-9]*/cmdline; do tr "\0" " " < "$f"; echo; done 2>/dev/null | grep -q "^sleep 4321 $"'
+}
+client_sleeps_not() { ! client_sleeps; }
+DUET_LAB=$ID1 "$LAB" exec client sleep 4321 &   # not through lab1: $! must be the lab process
+exec_pid=$!
+check "a command runs in the client" eventually 10 client_sleeps
+kill -TERM "$exec_pid"
+wait "$exec_pid" 2>/dev/null || true
+check "killing 'lab exec' stops its command" eventually 10 client_sleeps_not
 D1=$LAB_ROOT/$ID1/nodes
 check "duetd runs on alpha" alive "$(cut -d' ' -f1 "$D1/alpha/duetd.pid")"
 check "duetd runs on bravo" alive "$(cut -d' ' -f1 "$D1/bravo/duetd.pid")"
@@ -280,6 +291,6 @@ check "down after a killed up" env DUET_LAB="$ID3" "$LAB" down
 check_eq "killed up: no namespace left" "" "$(ip netns list | grep -E "^$ID3-" || true)"
 check_not "killed up: no state directory left" test -e "$LAB_ROOT/$ID3"
 check_eq "killed up: no process of the lab left" "" \
-    "$(for p in /proc/[0-9]*; do tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q "$LAB_ROOT/$ID3" && alive "${p#/proc/}" && echo "${p#/proc/}"; done || true)"
+    "$(for p in /proc/[0-9]*; do tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q "$LAB_ROOT/$ID3" && alive "${p#/proc/}" && echo "${p#/proc/}"; done || true)"
 
 finish
