@@ -252,10 +252,15 @@ check "restart alpha: a fresh init (new PID namespace)" test "$(cat "$D1/alpha/i
 check "restart alpha: configuration still there" cmp "$TMP/toml/duet.toml" <(lab1 exec alpha cat /etc/duet/duet.toml)
 
 echo "# a second lab ($ID2, Heartbeat files) beside the first"
-if out=$(lab2 up "$TMP/hacf" 2>"$TMP/up2.err"); then ok "up (ha.cf)"; else not_ok "up (ha.cf): $(cat "$TMP/up2.err")"; fi
+if out=$(DUETD_ARGS=-v lab2 up "$TMP/hacf" 2>"$TMP/up2.err"); then ok "up (ha.cf)"; else not_ok "up (ha.cf): $(cat "$TMP/up2.err")"; fi
 mapfile -t n2 < <(lab2 nodes)
 check_eq "ha.cf lab has two nodes" 2 "${#n2[@]}"
 if ((${#n2[@]} == 2)); then
+    log2=$(lab2 log "${n2[0]}")
+    check "duetd started with --ha-dir and DUETD_ARGS" grep -q -- "--ha-dir /etc/ha.d --state-dir /var/lib/duet --socket /run/duet/duetd.sock -v\$" "$log2"
+    lab2 kill "${n2[0]}" duetd
+    lab2 start "${n2[0]}" duetd
+    check_eq "start keeps the DUETD_ARGS of up" 2 "$(grep -c -- '--socket /run/duet/duetd.sock -v$' "$log2")"
     check "${n2[0]} sees ha.cf at /etc/ha.d" cmp "$TMP/hacf/ha.cf" <(lab2 exec "${n2[0]}" cat /etc/ha.d/ha.cf)
     check_eq "authkeys copy is 0600" 600 "$(lab2 exec "${n2[1]}" stat -c %a /etc/ha.d/authkeys)"
     check_eq "hostname ${n2[1]}" "${n2[1]}" "$(lab2 exec "${n2[1]}" uname -n)"
