@@ -45,7 +45,7 @@ uint64_t id_of(const Json& j) {
 }  // namespace
 
 std::string encode(const Request& r) {
-    Json j{{"version", kVersion}, {"id", r.id}, {"command", r.command}, {"args", r.args}};
+    Json j{{"version", kVersion}, {"id", r.id}, {"command", r.command}, {"args", r.args.is_null() ? Json::object() : r.args}};
     return line_of(j);
 }
 
@@ -69,7 +69,7 @@ std::optional<Request> decode_request(std::string_view line, std::string& error)
     Request r;
     r.id = id_of(*j);
     r.command = c->get<std::string>();
-    if (auto a = j->find("args"); a != j->end()) {
+    if (auto a = j->find("args"); a != j->end() && !a->is_null()) {
         if (!a->is_object()) {
             error = "field 'args' must be an object";
             return std::nullopt;

@@ -17,6 +17,16 @@ TEST(ControlCodec, RequestRoundTrip) {
     EXPECT_EQ(d->args, r.args);
 }
 
+TEST(ControlCodec, NullArgsMeanNoArguments) {
+    std::string err;
+    auto d = decode_request(encode(Request{1, "status", nullptr}), err);
+    ASSERT_TRUE(d) << err;
+    EXPECT_EQ(d->args, Json::object());
+    d = decode_request(R"({"version":1,"command":"status","args":null})", err);
+    ASSERT_TRUE(d) << err;
+    EXPECT_EQ(d->args, Json::object());
+}
+
 TEST(ControlCodec, ResponseRoundTripOkAndError) {
     std::string err;
     auto ok = decode_response(encode(Response{7, true, Json{{"node", "alpha"}}, ""}), err);
