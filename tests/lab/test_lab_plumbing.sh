@@ -285,6 +285,9 @@ check_eq "down: no lab interface in the host" "$links_before" "$(host_lab_links)
 check_not "down: state directory of lab 1 removed" test -e "$LAB_ROOT/$ID1"
 check_not "down: state directory of lab 2 removed" test -e "$LAB_ROOT/$ID2"
 check "down again: nothing to do, exit 0" lab1 down
+if [[ -z $(ip netns list) ]]; then   # other labs may run beside this test
+    check_not "down: no /run/netns bind mount left once no namespace is left" mountpoint -q /run/netns
+fi
 
 echo "# up killed midway, then down"
 DUET_LAB=$ID3 "$LAB" up "$TMP/toml" >/dev/null 2>&1 &
