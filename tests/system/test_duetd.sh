@@ -34,7 +34,7 @@ initdead = "1s"
 key = "system-test-key"
 [control]
 socket = "$tmp/run/duetd.sock"
-group = ""
+group = "root"
 [[path]]
 type = "ucast"
 address = "127.0.0.2"
@@ -49,7 +49,7 @@ check "check-config prints the effective configuration" grep -q 'nodes = \[' <<<
 sed 's/deadtime = "500ms"/deadtime = "soon"/' "$tmp/duet.toml" > "$tmp/bad.toml"
 out=$("$duetd" --check-config -c "$tmp/bad.toml" 2>&1); rc=$?
 check "check-config refuses a bad value with exit 1" [ $rc -eq 1 ]
-check "the error names file, line and key" grep -q "bad.toml:7: error: \[timings\] deadtime" <<<"$out" || echo "$out"
+check "the error names file, line and key" grep -q "bad.toml:6: error: \[timings\] deadtime" <<<"$out" || echo "$out"
 
 # hactl without a daemon.
 "$hactl" -s "$tmp/run/duetd.sock" status >/dev/null 2>"$tmp/hactl.err"; rc=$?
