@@ -66,7 +66,10 @@ Service::Service(asio::io_context& io, const config::Config& cfg, Identity id, E
       timings_(cfg.timings),
       sink_(std::move(sink)),
       paths_(without_own(cfg.paths, dropped_paths_)),
-      transport_(io, paths_, [this](int p, std::span<const uint8_t> b, const std::string& s) { on_packet(p, b, s); }),
+      transport_(io, paths_,
+                 [this](int p, std::span<const uint8_t> b, const std::string& s, steady_clock::time_point at) {
+                     on_packet(p, b, s, at);
+                 }),
       membership_(settings_of(cfg.timings, paths_), now()),
       send_timer_(io),
       deadline_timer_(io) {
@@ -139,7 +142,10 @@ void Service::on_deadline() {
     auto late = now() - membership_.next_deadline();
     if (late > timings_.deadtime)
         log::warning("duetd was not scheduled for " + ms_text(late) + " (stopped or starved?)");
-    handle(membership_.on_tick(now()));
+    auto t = now();
+    if (t < last_fed_) t = last_fed_;
+    last_fed_ = t;
+    handle(membership_.on_tick(t));
     schedule_deadline();
 }
 
@@ -153,7 +159,8 @@ void Service::reject(const std::string& reason, int path, const std::string& sou
     log::warning(msg, {{"DUET_REJECT", reason}, {"DUET_SOURCE", source}});
 }
 
-void Service::on_packet(int path, std::span<const uint8_t> bytes, const std::string& source) {
+void Service::on_packet(int path, std::span<const uint8_t> bytes, const std::string& source,
+                        steady_clock::time_point arrival) {
     auto res = proto::decode(bytes, cluster_id_, id_.key);
     if (res.error != proto::DecodeError::None) {
         std::string reason = proto::to_string(res.error);
@@ -185,7 +192,12 @@ void Service::on_packet(int path, std::span<const uint8_t> bytes, const std::str
                    : "sequence " + std::to_string(hb.sequence) + " already seen or too old (replay)");
         return;
     }
-    handle(membership_.on_heartbeat(path, now(), hb.generation, static_cast<uint8_t>(hb.state)));
+    // Membership's clock must not go backwards: datagrams drained from several sockets after a
+    // pause are not in arrival order across paths.
+    auto at = std::chrono::duration_cast<milliseconds>(arrival.time_since_epoch());
+    if (at < last_fed_) at = last_fed_;
+    last_fed_ = at;
+    handle(membership_.on_heartbeat(path, at, hb.generation, static_cast<uint8_t>(hb.state)));
     if (hb.state == proto::NodeState::Leaving && membership_.peer().reported_state == static_cast<uint8_t>(hb.state))
         log::notice("peer " + id_.peer + " says it is shutting down");
     schedule_deadline();

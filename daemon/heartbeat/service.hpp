@@ -51,7 +51,8 @@ private:
     void send_beats();
     void schedule_deadline();
     void on_deadline();
-    void on_packet(int path, std::span<const uint8_t> bytes, const std::string& source);
+    void on_packet(int path, std::span<const uint8_t> bytes, const std::string& source,
+                   std::chrono::steady_clock::time_point arrival);
     void reject(const std::string& reason, int path, const std::string& source, const std::string& detail);
     void handle(const std::vector<membership::Event>& events);
     proto::NodeState our_state() const;
@@ -71,6 +72,7 @@ private:
     std::chrono::steady_clock::time_point next_send_;
     std::chrono::steady_clock::time_point last_retry_;
     uint64_t sequence_ = 0;
+    membership::Time last_fed_{0};  // the latest time given to membership
     bool leaving_ = false;
     std::map<std::string, uint64_t> rejected_;
     log::RateLimiter reject_log_{10000};

@@ -167,6 +167,7 @@ struct Transport::Socket {
             return fail(c.last_error);
         if (path.kind == config::PathKind::Bcast && !setint(SOL_SOCKET, SO_BROADCAST, 1, "SO_BROADCAST"))
             return fail(c.last_error);
+        if (!setint(SOL_SOCKET, SO_TIMESTAMPNS, 1, "SO_TIMESTAMPNS")) return fail(c.last_error);
         // A large receive buffer, so a burst of hostile datagrams does not crowd out the peer's
         // heartbeats before we get to read them (FORCE works for root beyond rmem_max).
         constexpr int kRcvBuf = 4 << 20;
@@ -218,11 +219,18 @@ struct Transport::Socket {
     // Reads up to `max` queued datagrams without blocking.
     void read_some(int max) {
         static thread_local std::vector<uint8_t> buf(65536);
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
         for (int n = 0; n < max && c.open; ++n) {
             sockaddr_storage from{};
-            socklen_t fromlen = sizeof from;
-            ssize_t r = ::recvfrom(desc.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT | MSG_TRUNC,
-                                   reinterpret_cast<sockaddr*>(&from), &fromlen);
+            iovec iov{buf.data(), buf.size()};
+            msghdr msg{};
+            msg.msg_name = &from;
+            msg.msg_namelen = sizeof from;
+            msg.msg_iov = &iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control;
+            msg.msg_controllen = sizeof control;
+            ssize_t r = ::recvmsg(desc.native_handle(), &msg, MSG_DONTWAIT | MSG_TRUNC);
             if (r < 0) {
                 if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                     log::warning("path " + path.name() + ": receive failed: " + std::strerror(errno));
@@ -232,8 +240,25 @@ struct Transport::Socket {
             // MSG_TRUNC returns the real length: a datagram larger than the buffer is passed on with
             // its true size only as far as the buffer goes, so the decoder sees it as oversized.
             size_t len = static_cast<size_t>(r) > buf.size() ? buf.size() : static_cast<size_t>(r);
-            owner.on_receive_(id, std::span<const uint8_t>(buf.data(), len), to_string(reinterpret_cast<sockaddr*>(&from)));
+            owner.on_receive_(id, std::span<const uint8_t>(buf.data(), len), to_string(reinterpret_cast<sockaddr*>(&from)),
+                              arrival_of(msg));
         }
+    }
+
+    // The kernel's receive time (CLOCK_REALTIME) moved onto the monotonic clock; now if absent.
+    static std::chrono::steady_clock::time_point arrival_of(msghdr& msg) {
+        auto mono = std::chrono::steady_clock::now();
+        for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+            if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS) continue;
+            timespec ts{};
+            std::memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+            auto real = std::chrono::system_clock::now().time_since_epoch();
+            auto at = std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+            auto age = std::chrono::duration_cast<std::chrono::steady_clock::duration>(real - at);
+            if (age < std::chrono::steady_clock::duration::zero()) age = {};  // realtime clock stepped
+            return mono - age;
+        }
+        return mono;
     }
 
     void send(std::span<const uint8_t> bytes) {

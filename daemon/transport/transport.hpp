@@ -3,6 +3,7 @@
 // per path; receives on all. A path whose interface is missing or down is retried, never fatal.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,8 +27,11 @@ struct PathCounters {
 
 class Transport {
 public:
-    // `source` is "198.51.100.100:694" (for logs); `bytes` is only valid during the call.
-    using Receive = std::function<void(int path, std::span<const uint8_t> bytes, const std::string& source)>;
+    // `source` is "198.51.100.100:694" (for logs); `bytes` is only valid during the call; `arrival`
+    // is when the kernel received the datagram (not when we read it: if duetd was stopped, the
+    // peer's heartbeats still arrived on time).
+    using Receive = std::function<void(int path, std::span<const uint8_t> bytes, const std::string& source,
+                                       std::chrono::steady_clock::time_point arrival)>;
 
     Transport(boost::asio::io_context& io, std::vector<config::Path> paths, Receive on_receive);
     ~Transport();

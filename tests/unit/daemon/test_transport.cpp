@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <thread>
 
 #include "daemon/transport/transport.hpp"
 
@@ -43,7 +44,7 @@ TEST(Transport, SendsAndReceivesOnLoopback) {
     std::vector<std::vector<uint8_t>> got;
     std::string from;
     int got_path = -1;
-    Transport t(io, {ucast("127.0.0.1", port)}, [&](int path, std::span<const uint8_t> b, const std::string& src) {
+    Transport t(io, {ucast("127.0.0.1", port)}, [&](int path, std::span<const uint8_t> b, const std::string& src, std::chrono::steady_clock::time_point) {
         got.emplace_back(b.begin(), b.end());
         from = src;
         got_path = path;
@@ -65,7 +66,7 @@ TEST(Transport, OversizedDatagramKeepsItsTrueLengthUpToTheBuffer) {
     asio::io_context io;
     uint16_t port = free_udp_port();
     size_t len = 0;
-    Transport t(io, {ucast("127.0.0.1", port)}, [&](int, std::span<const uint8_t> b, const std::string&) { len = b.size(); });
+    Transport t(io, {ucast("127.0.0.1", port)}, [&](int, std::span<const uint8_t> b, const std::string&, auto) { len = b.size(); });
     std::vector<uint8_t> big(3000, 7);
     t.send(0, big);
     io.run_for(std::chrono::milliseconds(200));
@@ -79,7 +80,7 @@ TEST(Transport, MissingInterfaceIsReportedAndNotFatal) {
     p.interface = "duetnosuch0";
     p.address = "239.0.0.10";
     p.port = 694;
-    Transport t(io, {p}, [](int, std::span<const uint8_t>, const std::string&) {});
+    Transport t(io, {p}, [](int, std::span<const uint8_t>, const std::string&, auto) {});
     EXPECT_FALSE(t.counters(0).open);
     EXPECT_EQ(t.counters(0).last_error, "interface duetnosuch0 not found");
     std::vector<uint8_t> msg{1};
@@ -93,9 +94,29 @@ TEST(Transport, DrainReadsQueuedDatagramsSynchronously) {
     asio::io_context io;
     uint16_t port = free_udp_port();
     int n = 0;
-    Transport t(io, {ucast("127.0.0.1", port)}, [&](int, std::span<const uint8_t>, const std::string&) { ++n; });
+    Transport t(io, {ucast("127.0.0.1", port)}, [&](int, std::span<const uint8_t>, const std::string&, auto) { ++n; });
     std::vector<uint8_t> msg{9};
     for (int i = 0; i < 5; ++i) t.send(0, msg);
     t.drain();  // without running the io_context
     EXPECT_EQ(n, 5);
+}
+
+TEST(Transport, ArrivalIsWhenTheKernelReceivedNotWhenWeRead) {
+    asio::io_context io;
+    uint16_t port = free_udp_port();
+    std::vector<std::chrono::steady_clock::time_point> arrivals;
+    Transport t(io, {ucast("127.0.0.1", port)},
+                [&](int, std::span<const uint8_t>, const std::string&, std::chrono::steady_clock::time_point at) {
+                    arrivals.push_back(at);
+                });
+    std::vector<uint8_t> msg{1};
+    auto sent = std::chrono::steady_clock::now();
+    t.send(0, msg);
+    // Read much later, as a daemon that was stopped would.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    auto read_at = std::chrono::steady_clock::now();
+    t.drain();
+    ASSERT_EQ(arrivals.size(), 1u);
+    EXPECT_LT(arrivals[0], read_at - std::chrono::milliseconds(200)) << "the arrival time is the kernel's";
+    EXPECT_GE(arrivals[0], sent - std::chrono::milliseconds(50));
 }
