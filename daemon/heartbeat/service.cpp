@@ -52,6 +52,36 @@ const char* hint_for(proto::DecodeError e) {
     }
 }
 
+// Stable names for the status and event schema (docs/control.md); the codec's and the state
+// machine's own texts are for humans and may change.
+const char* reason_key(proto::DecodeError e) {
+    switch (e) {
+        case proto::DecodeError::None: return "none";
+        case proto::DecodeError::Truncated: return "truncated";
+        case proto::DecodeError::Oversized: return "oversized";
+        case proto::DecodeError::BadMagic: return "bad_magic";
+        case proto::DecodeError::BadVersion: return "bad_version";
+        case proto::DecodeError::Malformed: return "malformed";
+        case proto::DecodeError::WrongCluster: return "wrong_cluster";
+        case proto::DecodeError::BadMac: return "bad_mac";
+    }
+    return "unknown";
+}
+
+const char* event_type(membership::Event::Kind k) {
+    using K = membership::Event::Kind;
+    switch (k) {
+        case K::PeerUp: return "peer_up";
+        case K::PeerRestarted: return "peer_restarted";
+        case K::PeerLate: return "peer_late";
+        case K::PeerDead: return "peer_dead";
+        case K::PathUp: return "path_up";
+        case K::PathDown: return "path_down";
+        case K::LateHeartbeat: return "late_heartbeat";
+    }
+    return "unknown";
+}
+
 std::string ip_of(const std::string& source) {
     auto colon = source.rfind(':');
     return colon == std::string::npos ? source : source.substr(0, colon);
@@ -91,6 +121,11 @@ proto::NodeState Service::our_state() const {
 }
 
 void Service::send_beats() {
+    // The send timer always runs, so it is where a pause of this process shows: a beat due long ago.
+    auto lag = std::chrono::duration_cast<milliseconds>(steady_clock::now() - next_send_);
+    if (!leaving_ && lag > timings_.warntime)
+        log::warning("duetd was not scheduled for " + ms_text(lag) + " (stopped, or starved of CPU?): heartbeats " +
+                     "were not sent meanwhile; what arrived was read with its kernel arrival time");
     proto::Heartbeat hb;
     hb.cluster_id = cluster_id_;
     hb.node = id_.self;
@@ -139,9 +174,6 @@ void Service::on_deadline() {
     // Before blaming the peer, read whatever is already queued: if this daemon was the one that was
     // stopped (SIGSTOP, a paused VM), the peer's heartbeats are waiting in the sockets.
     transport_.drain();
-    auto late = now() - membership_.next_deadline();
-    if (late > timings_.deadtime)
-        log::warning("duetd was not scheduled for " + ms_text(late) + " (stopped or starved?)");
     auto t = now();
     if (t < last_fed_) t = last_fed_;
     last_fed_ = t;
@@ -163,8 +195,7 @@ void Service::on_packet(int path, std::span<const uint8_t> bytes, const std::str
                         steady_clock::time_point arrival) {
     auto res = proto::decode(bytes, cluster_id_, id_.key);
     if (res.error != proto::DecodeError::None) {
-        std::string reason = proto::to_string(res.error);
-        reject(reason, path, source, reason + hint_for(res.error));
+        reject(reason_key(res.error), path, source, std::string(proto::to_string(res.error)) + hint_for(res.error));
         return;
     }
     const auto& hb = res.hb;
@@ -207,7 +238,7 @@ void Service::handle(const std::vector<membership::Event>& events) {
     using K = membership::Event::Kind;
     const auto& t = timings_;
     for (const auto& e : events) {
-        Json j{{"type", membership::to_string(e.kind)}, {"time", wall_clock()}, {"node", id_.peer}};
+        Json j{{"type", event_type(e.kind)}, {"time", wall_clock()}, {"node", id_.peer}};
         std::string path = e.path >= 0 ? transport_.path(e.path).name() : "";
         if (!path.empty()) j["path"] = path;
         switch (e.kind) {

@@ -1,0 +1,62 @@
+# Helpers for lab tests and benchmarks: sourced, not run.
+# Provides: lab, jq_node (read hactl status --json with a Python expression), wait_for, check,
+# now_ms, and a TAP-like pass/fail count with a trap that removes the lab.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export DUET_BUILD=${DUET_BUILD:-$ROOT/build}
+LAB="$ROOT/scripts/lab"
+passed=0
+failed=0
+bg_pids=()
+tmp=$(mktemp -d /tmp/duet-labtest-XXXXXX)
+
+lab() { "$LAB" "$@"; }
+
+# A unique lab id: prefix + 4 random hex digits (6 characters at most).
+new_lab_id() { printf '%s%04x' "$1" $((RANDOM * 2 + RANDOM % 2)); }
+
+lab_cleanup() {
+  local p
+  for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${bg_pids[@]}"; do wait "$p" 2>/dev/null; done
+  [ -n "${DUET_LAB:-}" ] && "$LAB" down >/dev/null 2>&1
+  rm -rf "$tmp"
+}
+
+ok() { passed=$((passed + 1)); echo "ok - $1"; }
+no() { failed=$((failed + 1)); echo "not ok - $1"; [ $# -gt 1 ] && printf '  %s\n' "$2"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else no "$name"; fi; }
+finish() { echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ]; }
+
+now_ms() { date +%s%3N; }
+
+# wait_for SECONDS CMD...: polls CMD every 20 ms.
+wait_for() {
+  local t=$1; shift
+  local end=$(( $(now_ms) + t * 1000 ))
+  until "$@" 2>/dev/null; do
+    [ "$(now_ms)" -ge $end ] && return 1
+    sleep 0.02
+  done
+}
+
+# status NODE: hactl status --json of NODE, cached in $tmp/status.NODE.json.
+status() { lab hactl "$1" status --json > "$tmp/status.$1.json" 2>/dev/null && cat "$tmp/status.$1.json"; }
+
+# jq_node NODE EXPR: evaluates a Python expression over the status JSON `s`, with helpers
+# peer (the other node's entry), me (this node's), path(name_prefix) (peer's path entry).
+jq_node() {
+  status "$1" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+me = next(n for n in s["nodes"] if n["self"])
+peer = next(n for n in s["nodes"] if not n["self"])
+def path(prefix, who=None):
+    who = who or peer
+    return next(p for p in who["paths"] if p["name"].startswith(prefix))
+v = eval(sys.argv[1])
+print(json.dumps(v) if not isinstance(v, str) else v)
+' "$2"
+}
+
+# is NODE EXPR VALUE: true when jq_node prints VALUE.
+is() { [ "$(jq_node "$1" "$2" 2>/dev/null)" = "$3" ]; }
