@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace duet::config {
@@ -16,7 +17,15 @@ using Millis = std::chrono::milliseconds;
 struct Origin {
     std::string file;
     int line = 0;
-    std::string str() const { return line > 0 ? file + ":" + std::to_string(line) : file; }
+    // The directive or key that set the value, as messages name it: "deadtime", "mcast",
+    // "[timings] deadtime", "[[path]]". Empty for whole-file origins.
+    std::string key;
+    int column = 0;  // TOML syntax errors only
+    std::string str() const {
+        if (line <= 0) return file;
+        return file + ":" + std::to_string(line) + (column > 0 ? ":" + std::to_string(column) : std::string());
+    }
+    bool set() const { return !file.empty(); }  // false: a built-in default
 };
 
 // One message about the configuration. Errors make the configuration unusable; warnings do not.
@@ -84,7 +93,18 @@ struct Group {
 struct AuthKey {
     std::string method;  // "sha1", "md5", "hmac-sha256" (informative: packets always use HMAC-SHA256)
     std::string secret;  // key material for HMAC-SHA256 (never printed)
+    std::string key_file;  // duet.toml [auth] key_file: load() reads `secret` from it (root, 0600)
     Origin origin;
+};
+
+// Which syntax the main file used; finalize() names directives accordingly.
+enum class Syntax { Toml, Heartbeat };
+
+// Where the single-valued settings came from (Origin::set() is false for built-in defaults).
+struct Origins {
+    Origin main;  // the main file (duet.toml or ha.cf), line 0
+    Origin cluster, udpport, keepalive, warntime, deadtime, initdead;
+    std::vector<Origin> nodes;  // one per Config::nodes entry, same order
 };
 
 struct Config {
@@ -100,7 +120,17 @@ struct Config {
     std::string socket_group = "haclient";
     std::string state_dir = "/var/lib/duet";
     std::vector<std::string> sources;  // files that were read, in order
+    Syntax syntax = Syntax::Toml;
+    Origins origins;
 };
+
+// Node names are case-insensitive (as in Heartbeat): the readers store them in lower case.
+inline constexpr size_t kNodeNameMax = 64;  // = proto::kNodeNameMax
+
+// True when both describe the same cluster: every setting equal, ignoring origins, sources,
+// syntax and the informative AuthKey::method. With a key_file, the file name is compared, not the
+// secret read from it. ttl and loop are compared for mcast paths only.
+bool same_settings(const Config& a, const Config& b);
 
 // Which files to read.
 struct Source {
@@ -126,6 +156,11 @@ Config load(const Source& src, Diagnostics& diag);
 std::string to_toml(const Config& cfg, bool show_secrets = false);
 
 // "30", "30s", "500ms", "1.5" (seconds) -> milliseconds. nullopt when malformed or negative.
+// Also accepted, as Heartbeat does: "msec", "us"/"usec", "sec", any case, and a leading "."
+// (".5"); values are rounded to the nearest millisecond. At most 10^12 seconds.
 std::optional<Millis> parse_duration(std::string_view text);
+
+// "2s" when whole seconds, else "500ms" (what to_toml() prints).
+std::string format_duration(Millis d);
 
 }  // namespace duet::config

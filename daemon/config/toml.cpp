@@ -1,0 +1,489 @@
+// duet.toml, the native configuration (schema: docs/configuration.md). Every key is checked: unknown
+// keys and wrong types are errors naming the line, the key and what was expected.
+#include "daemon/config/model.hpp"
+#include "daemon/config/text.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+
+namespace duet::config {
+
+using namespace detail;
+
+namespace {
+
+constexpr size_t kSocketPathMax = 107;  // sun_path holds 108 bytes with the terminating NUL
+
+const char* type_name(const toml::node& n) {
+    switch (n.type()) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a floating-point number";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    default: return "nothing";
+    }
+}
+
+int line_of(const toml::source_region& r) {
+    return static_cast<int>(std::min<uint32_t>(r.begin.line, INT32_MAX));
+}
+
+class TomlReader {
+public:
+    TomlReader(const std::string& file, Config& cfg, Diagnostics& diag) : file_(file), cfg_(cfg), diag_(diag) {}
+
+    void read(const toml::table& root) {
+        for (auto&& [k, v] : root) {
+            std::string key(k.str());
+            Origin o = at(k, key);
+            if (key == "cluster") cluster(o, v);
+            else if (key == "nodes") nodes(o, v);
+            else if (key == "auto_failback") {
+                if (auto b = boolean(o, v)) cfg_.auto_failback = *b;
+            } else if (key == "port") {
+                if (auto p = port(o, v)) {
+                    cfg_.udpport = *p;
+                    cfg_.origins.udpport = o;
+                }
+            } else if (key == "state_dir") {
+                if (auto s = path(o, v, SIZE_MAX)) cfg_.state_dir = *s;
+            } else if (key == "haresources") haresources(o, v);
+            else if (key == "timings") {
+                if (auto t = table(o, v, "[timings]")) timings(*t);
+            } else if (key == "auth") {
+                if (auto t = table(o, v, "[auth]")) auth(o, *t);
+            } else if (key == "control") {
+                if (auto t = table(o, v, "[control]")) control(*t);
+            } else if (key == "path") {
+                if (auto a = array_of_tables(o, v, "path"))
+                    for (auto&& e : *a) path_table(*e.as_table());
+            } else if (key == "group") {
+                if (auto a = array_of_tables(o, v, "group"))
+                    for (auto&& e : *a) group_table(*e.as_table());
+            } else {
+                unknown(o, key, "", {"cluster", "nodes", "auto_failback", "port", "state_dir", "haresources", "timings",
+                                      "auth", "control", "path", "group"});
+            }
+        }
+    }
+
+private:
+    template <typename Located>
+    Origin at(const Located& n, std::string key) const {
+        return Origin{file_, line_of(n.source()), std::move(key)};
+    }
+
+    void type_error(const Origin& o, const toml::node& v, const std::string& expected) {
+        diag_.error(o, o.key, "expected " + expected + ", got " + type_name(v));
+    }
+
+    void unknown(const Origin& o, const std::string& key, const std::string& table,
+                 const std::vector<std::string_view>& known) {
+        std::string msg = "unknown key" + (table.empty() ? std::string() : " in " + table);
+        std::string hint = suggest(key, known);
+        if (!hint.empty()) msg += " (did you mean '" + hint + "'?)";
+        msg += "; expected one of:";
+        for (auto k : known) msg += " " + std::string(k);
+        diag_.error(o, (table.empty() ? "" : table + " ") + key, msg);
+    }
+
+    const toml::table* table(const Origin& o, const toml::node& v, const std::string& name) {
+        if (const auto* t = v.as_table()) return t;
+        diag_.error(o, name, "expected a table " + name + ", got " + type_name(v));
+        return nullptr;
+    }
+
+    const toml::array* array_of_tables(const Origin& o, const toml::node& v, const std::string& name) {
+        const auto* a = v.as_array();
+        if (a == nullptr || !a->is_array_of_tables()) {
+            diag_.error(o, "[[" + name + "]]",
+                        "expected [[" + name + "]] tables (an array of tables, one per " + name + "), got " + type_name(v) +
+                            (v.is_table() ? " [" + name + "]" : ""));
+            return nullptr;
+        }
+        return a;
+    }
+
+    std::optional<std::string> string(const Origin& o, const toml::node& v, const std::string& expected = "a string") {
+        if (const auto* s = v.as_string()) return s->get();
+        type_error(o, v, expected);
+        return std::nullopt;
+    }
+
+    // A string without control characters, not empty.
+    std::optional<std::string> text(const Origin& o, const toml::node& v, const std::string& what) {
+        auto s = string(o, v, what);
+        if (!s) return std::nullopt;
+        if (s->empty()) {
+            diag_.error(o, o.key, "expected " + what + ", got an empty string");
+            return std::nullopt;
+        }
+        if (auto bad = bad_text(*s)) {
+            diag_.error(o, o.key, "expected " + what + ", got a string with " + *bad);
+            return std::nullopt;
+        }
+        return s;
+    }
+
+    std::optional<std::string> path(const Origin& o, const toml::node& v, size_t max) {
+        auto s = string(o, v, "an absolute path");
+        if (!s) return std::nullopt;
+        if (!absolute_path(*s)) {
+            diag_.error(o, o.key, "expected an absolute path (starting with /), got " + quote(*s));
+            return std::nullopt;
+        }
+        if (s->size() > max) {
+            diag_.error(o, o.key, "the path is " + std::to_string(s->size()) + " bytes long; a Unix socket path holds at most " +
+                                      std::to_string(max));
+            return std::nullopt;
+        }
+        return s;
+    }
+
+    std::optional<bool> boolean(const Origin& o, const toml::node& v) {
+        if (const auto* b = v.as_boolean()) return b->get();
+        type_error(o, v, "true or false");
+        return std::nullopt;
+    }
+
+    std::optional<int64_t> integer(const Origin& o, const toml::node& v, int64_t lo, int64_t hi, const std::string& what) {
+        const auto* i = v.as_integer();
+        if (i == nullptr) {
+            type_error(o, v, what);
+            return std::nullopt;
+        }
+        int64_t n = i->get();
+        if (n < lo || n > hi) {
+            diag_.error(o, o.key, "expected " + what + ", got " + std::to_string(n));
+            return std::nullopt;
+        }
+        return n;
+    }
+
+    std::optional<uint16_t> port(const Origin& o, const toml::node& v) {
+        auto n = integer(o, v, 1, 65535, "a UDP port from 1 to 65535");
+        if (!n) return std::nullopt;
+        return static_cast<uint16_t>(*n);
+    }
+
+    void cluster(const Origin& o, const toml::node& v) {
+        auto s = text(o, v, "a cluster name");
+        if (!s) return;
+        cfg_.cluster = *s;
+        cfg_.origins.cluster = o;
+    }
+
+    void nodes(const Origin& o, const toml::node& v) {
+        const auto* a = v.as_array();
+        if (a == nullptr) {
+            type_error(o, v, "an array of two node names, such as [\"alpha\", \"beta\"]");
+            return;
+        }
+        for (auto&& e : *a) {
+            Origin eo = at(e, "nodes");
+            const auto* s = e.as_string();
+            if (s == nullptr) {
+                type_error(eo, e, "a node name (a string)");
+                continue;
+            }
+            if (!valid_node_name(s->get())) {
+                diag_.error(eo, "nodes",
+                            "expected a node name as `uname -n` prints it (letters, digits, '.', '-', '_'; at most 64), got " +
+                                quote(s->get()));
+                continue;
+            }
+            cfg_.nodes.push_back(lower(s->get()));
+            cfg_.origins.nodes.push_back(eo);
+        }
+    }
+
+    void haresources(const Origin& o, const toml::node& v) {
+        const auto* a = v.as_array();
+        if (a == nullptr) {
+            type_error(o, v, "an array of haresources lines, such as [\"alpha 198.51.100.20 samba\"]");
+            return;
+        }
+        for (auto&& e : *a) {
+            Origin eo = at(e, "haresources");
+            auto line = text(eo, e, "a haresources line (NODE RESOURCE...)");
+            if (!line) continue;
+            std::vector<Word> words;
+            for (auto w : split_words(*line)) words.push_back(Word{w, eo.line});
+            if (words.empty()) {
+                diag_.error(eo, "haresources", "empty line: expected NODE RESOURCE [RESOURCE...]");
+                continue;
+            }
+            parse_haresources_words(words, file_, "haresources", cfg_, diag_);
+        }
+    }
+
+    void timings(const toml::table& t) {
+        for (auto&& [k, v] : t) {
+            std::string key(k.str());
+            Origin o = at(k, "[timings] " + key);
+            if (key == "keepalive") duration(o, v, cfg_.timings.keepalive, cfg_.origins.keepalive);
+            else if (key == "warntime") duration(o, v, cfg_.timings.warntime, cfg_.origins.warntime);
+            else if (key == "deadtime") duration(o, v, cfg_.timings.deadtime, cfg_.origins.deadtime);
+            else if (key == "initdead") duration(o, v, cfg_.timings.initdead, cfg_.origins.initdead);
+            else unknown(o, key, "[timings]", {"keepalive", "warntime", "deadtime", "initdead"});
+        }
+    }
+
+    void duration(const Origin& o, const toml::node& v, Millis& value, Origin& origin) {
+        const std::string expected = "a duration: integer seconds, or a string such as \"2s\", \"500ms\" or \"1.5s\"";
+        std::optional<Millis> d;
+        if (const auto* i = v.as_integer()) {
+            int64_t n = i->get();
+            if (n < 0 || n > 1000000000000) {
+                diag_.error(o, o.key, "expected " + expected + ", got " + std::to_string(n));
+                return;
+            }
+            d = Millis(n * 1000);
+        } else if (const auto* s = v.as_string()) {
+            d = parse_duration(s->get());
+            if (!d) {
+                diag_.error(o, o.key, "expected " + expected + ", got " + quote(s->get()));
+                return;
+            }
+        } else {
+            type_error(o, v, expected);
+            return;
+        }
+        value = *d;
+        origin = o;
+    }
+
+    void auth(const Origin& table_origin, const toml::table& t) {
+        std::optional<std::string> key, key_file;
+        Origin key_origin, file_origin;
+        for (auto&& [k, v] : t) {
+            std::string name(k.str());
+            Origin o = at(k, "[auth] " + name);
+            if (name == "key") {
+                key = text(o, v, "the shared secret (a non-empty string)");
+                key_origin = o;
+                if (!key) key = "";  // reported; do not also report a missing key
+            } else if (name == "key_file") {
+                key_file = path(o, v, SIZE_MAX);
+                file_origin = o;
+                if (!key_file) key_file = "";
+            } else {
+                unknown(o, name, "[auth]", {"key", "key_file"});
+            }
+        }
+        if (key && key_file) {
+            diag_.error(file_origin, "[auth]", "give key or key_file, not both (key is at " + key_origin.str() + ")");
+            return;
+        }
+        if (!key && !key_file) {
+            diag_.error(table_origin, "[auth]", "expected key = \"SECRET\" or key_file = \"/etc/duet/authkey\"");
+            return;
+        }
+        cfg_.auth.method = "hmac-sha256";
+        if (key && !key->empty()) {
+            cfg_.auth.secret = *key;
+            cfg_.auth.origin = key_origin;
+        } else if (key_file && !key_file->empty()) {
+            cfg_.auth.key_file = *key_file;
+            cfg_.auth.origin = file_origin;
+        }
+    }
+
+    void control(const toml::table& t) {
+        for (auto&& [k, v] : t) {
+            std::string name(k.str());
+            Origin o = at(k, "[control] " + name);
+            if (name == "socket") {
+                if (auto s = path(o, v, kSocketPathMax)) cfg_.socket_path = *s;
+            } else if (name == "group") {
+                auto g = text(o, v, "a group name");
+                if (!g) continue;
+                if (g->size() > 32 || g->find_first_of(" \t:/,") != std::string::npos) {
+                    diag_.error(o, o.key, "expected a group name (such as haclient), got " + quote(*g));
+                    continue;
+                }
+                cfg_.socket_group = *g;
+            } else {
+                unknown(o, name, "[control]", {"socket", "group"});
+            }
+        }
+    }
+
+    void path_table(const toml::table& t) {
+        Origin po = at(t, "[[path]]");
+        Path p;
+        p.port = 0;  // the top-level port, resolved in finalize()
+        p.origin = po;
+        const toml::node* type = t.get("type");
+        if (type == nullptr) {
+            diag_.error(po, "[[path]]", "missing type = \"mcast\", \"bcast\" or \"ucast\"");
+            return;
+        }
+        auto kind = string(at(*type, "[[path]] type"), *type, "\"mcast\", \"bcast\" or \"ucast\"");
+        if (!kind) return;
+        if (*kind == "mcast") p.kind = PathKind::Mcast;
+        else if (*kind == "bcast") p.kind = PathKind::Bcast;
+        else if (*kind == "ucast") p.kind = PathKind::Ucast;
+        else {
+            diag_.error(at(*type, "[[path]] type"), "[[path]] type", "expected \"mcast\", \"bcast\" or \"ucast\", got " + quote(*kind));
+            return;
+        }
+        bool ok = true;
+        auto only = [&](const Origin& o, PathKind k, const char* what) {
+            if (p.kind == k) return true;
+            diag_.error(o, o.key, std::string("only ") + what + "; this path is " + *kind);
+            ok = false;
+            return false;
+        };
+        for (auto&& [k, v] : t) {
+            std::string name(k.str());
+            Origin o = at(k, "[[path]] " + name);
+            if (name == "type") continue;
+            if (name == "interface") {
+                auto s = text(o, v, "a network interface name");
+                if (s) p.interface = *s;
+                else ok = false;
+            } else if (name == "group") {
+                if (!only(o, PathKind::Mcast, "mcast paths have a group (a ucast path names its peer with address)")) continue;
+                auto s = text(o, v, "a multicast group address");
+                if (s) p.address = *s;
+                else ok = false;
+            } else if (name == "address") {
+                if (!only(o, PathKind::Ucast, "ucast paths have an address (an mcast path has a group)")) continue;
+                auto s = text(o, v, "the peer's IP address");
+                if (s) p.address = *s;
+                else ok = false;
+            } else if (name == "port") {
+                auto n = port(o, v);
+                if (n) p.port = *n;
+                else ok = false;
+            } else if (name == "ttl") {
+                if (!only(o, PathKind::Mcast, "mcast paths have a ttl")) continue;
+                auto n = integer(o, v, 1, 255, "a TTL (hop limit) from 1 to 255");
+                if (n) p.ttl = static_cast<int>(*n);
+                else ok = false;
+            } else if (name == "loop") {
+                if (!only(o, PathKind::Mcast, "mcast paths have loop")) continue;
+                auto b = boolean(o, v);
+                if (b) p.loop = *b;
+                else ok = false;
+            } else {
+                unknown(o, name, "[[path]]", {"type", "interface", "group", "address", "port", "ttl", "loop"});
+                ok = false;
+            }
+        }
+        if (ok) cfg_.paths.push_back(std::move(p));
+    }
+
+    void group_table(const toml::table& t) {
+        Origin go = at(t, "[[group]]");
+        Group g;
+        g.origin = go;
+        bool ok = true, have_home = false, have_resources = false;
+        std::string first_text;
+        for (auto&& [k, v] : t) {
+            std::string name(k.str());
+            Origin o = at(k, "[[group]] " + name);
+            if (name == "name") {
+                auto s = text(o, v, "a group name");
+                if (s) g.name = *s;
+                else ok = false;
+            } else if (name == "home") {
+                have_home = true;
+                auto s = string(o, v, "the home node's name");
+                if (!s) {
+                    ok = false;
+                } else if (!valid_node_name(*s)) {
+                    diag_.error(o, o.key, "expected a node name, got " + quote(*s));
+                    ok = false;
+                } else {
+                    g.home_node = lower(*s);
+                    g.origin.line = o.line;  // finalize() names the home line
+                    g.origin.key = "[[group]] home";
+                }
+            } else if (name == "resources") {
+                have_resources = true;
+                const auto* a = v.as_array();
+                if (a == nullptr) {
+                    type_error(o, v, "an array of resources, such as [\"IPaddr::198.51.100.20/24/eth0\", \"samba\"]");
+                    ok = false;
+                    continue;
+                }
+                if (a->empty()) {
+                    diag_.error(o, o.key, "expected at least one resource, got an empty array");
+                    ok = false;
+                }
+                for (auto&& e : *a) {
+                    Origin eo = at(e, "[[group]] resources");
+                    auto s = string(eo, e, "a resource (a string such as \"Filesystem::/dev/duet/r0::/data::ext4\")");
+                    if (!s) {
+                        ok = false;
+                        continue;
+                    }
+                    auto r = parse_resource(*s, eo, diag_);
+                    if (!r) {
+                        ok = false;
+                        continue;
+                    }
+                    if (g.resources.empty()) first_text = *s;
+                    g.resources.push_back(std::move(*r));
+                }
+            } else {
+                unknown(o, name, "[[group]]", {"name", "home", "resources"});
+                ok = false;
+            }
+        }
+        if (!have_home) {
+            diag_.error(go, "[[group]]", "missing home = \"NODE\" (the node the group runs on by preference)");
+            ok = false;
+        }
+        if (!have_resources) {
+            diag_.error(go, "[[group]]", "missing resources = [...] (the ordered resource chain)");
+            ok = false;
+        }
+        if (!ok) return;
+        if (g.name.empty()) g.name = first_text;  // Heartbeat's convention: the first resource names the group
+        cfg_.groups.push_back(std::move(g));
+    }
+
+    const std::string& file_;
+    Config& cfg_;
+    Diagnostics& diag_;
+};
+
+}  // namespace
+
+void parse_toml(std::string_view text, const std::string& file, Config& cfg, Diagnostics& diag) {
+    cfg.syntax = Syntax::Toml;
+    cfg.sources.push_back(file);
+    cfg.origins.main = Origin{file, 0, ""};
+    toml::table root;
+    try {
+        root = toml::parse(text, file);
+    } catch (const toml::parse_error& e) {
+        const auto& b = e.source().begin;
+        Origin o{file, static_cast<int>(std::min<uint32_t>(b.line, INT32_MAX)), "", static_cast<int>(std::min<uint32_t>(b.column, INT32_MAX))};
+        diag.error(o, "", "TOML syntax: " + std::string(e.description()));
+        return;
+    }
+    // The table iterates in key order; report in line order.
+    Diagnostics local;
+    TomlReader(file, cfg, local).read(root);
+    std::vector<Diagnostic> items = local.items();
+    std::stable_sort(items.begin(), items.end(),
+                     [](const Diagnostic& a, const Diagnostic& b) { return a.origin.line < b.origin.line; });
+    for (auto& d : items) {
+        if (d.severity == Diagnostic::Severity::Error)
+            diag.error(std::move(d.origin), std::move(d.directive), std::move(d.message));
+        else
+            diag.warn(std::move(d.origin), std::move(d.directive), std::move(d.message));
+    }
+}
+
+}  // namespace duet::config
