@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
@@ -94,11 +95,18 @@ std::optional<config::Config> load(const Options& o, bool quiet_ok) {
     return cfg;
 }
 
+// Node names are case-insensitive, as in Heartbeat: the configuration stores them in lower case.
 std::string node_name(const Options& o) {
-    if (o.node) return *o.node;
-    utsname u{};
-    ::uname(&u);
-    return u.nodename;
+    std::string name;
+    if (o.node) {
+        name = *o.node;
+    } else {
+        utsname u{};
+        ::uname(&u);
+        name = u.nodename;
+    }
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return name;
 }
 
 int check_config(const Options& o) {
