@@ -163,8 +163,12 @@ std::vector<Event> Membership::on_heartbeat(int path, Time now, uint64_t generat
     std::vector<Event> events = on_tick(now);
 
     auto& p = paths_[static_cast<size_t>(path)];
+    // A gap is an interval between heartbeats of one continuous contact: after the path was down,
+    // the peer dead, or a restart (new generation), the silence was an outage, already reported
+    // as such, and neither a late heartbeat nor a sample for tuning deadtime.
+    const bool continuous = p.state == PathState::Up && peer_.state == PeerState::Up && generation == peer_.generation;
     // Time is monotonic; should a caller ever pass an earlier time, gaps count as zero.
-    if (p.last_heard) {
+    if (p.last_heard && continuous) {
         const Millis gap = std::max(now - *p.last_heard, Millis{0});
         p.gaps.add(gap);
         if (gap > settings_.warntime) {
