@@ -24,7 +24,9 @@ namespace pc = duet::proto::control;
 enum Exit { kOk = 0, kFailed = 1, kUsageError = 2, kNotRunning = 3, kProtocol = 4 };
 
 constexpr const char* kUsage = R"(usage: hactl [-s SOCKET] COMMAND
-  status [--json]   nodes, heartbeat paths, timings, late heartbeats, rejected packets
+  status [--json] [--gaps]
+                    nodes, heartbeat paths, timings, late heartbeats, rejected packets;
+                    --gaps adds the histogram of intervals between the peer's heartbeats
   events            stream events (peer up/late/dead, path up/down) as JSON lines
   version           hactl's version
 The socket defaults to $DUET_SOCKET or /run/duet/duetd.sock.
@@ -132,7 +134,29 @@ std::string pad(std::string s, size_t w) {
     return s;
 }
 
-void print_status(const Json& s) {
+// One line per path: how many gaps between the peer's heartbeats fell in each bucket.
+void print_gaps(const Json& peer) {
+    std::cout << "\nGaps between " << peer.value("name", "?") << "'s heartbeats (for choosing deadtime):\n";
+    for (const auto& p : peer["paths"]) {
+        const auto& g = p["gaps"];
+        std::cout << "  " << p.value("name", "?") << ": " << g.value("count", 0) << " gaps, max "
+                  << duration(g["max_ms"]) << "\n   ";
+        Json lower = 0;
+        bool any = false;
+        for (const auto& b : g["buckets"]) {
+            uint64_t n = b.value("count", 0);
+            if (n) {
+                std::cout << " " << (b["lt_ms"].is_null() ? ">=" + duration(lower) : duration(lower) + "-" + duration(b["lt_ms"]))
+                          << ": " << n;
+                any = true;
+            }
+            if (!b["lt_ms"].is_null()) lower = b["lt_ms"];
+        }
+        std::cout << (any ? "" : " (none yet)") << "\n";
+    }
+}
+
+void print_status(const Json& s, bool gaps) {
     const auto& t = s["timings"];
     std::cout << "Cluster " << s.value("cluster", "?") << ", this node: " << s.value("node", "?") << " (generation "
               << s.value("generation", 0) << ", up " << duration(s["uptime_ms"]) << ")\n";
@@ -185,6 +209,7 @@ void print_status(const Json& s) {
         std::cout << ")";
     }
     std::cout << "\n";
+    if (gaps && peer) print_gaps(*peer);
 }
 
 }  // namespace
@@ -217,9 +242,10 @@ int main(int argc, char** argv) {
         return kOk;
     }
     if (cmd == "status") {
-        bool json = false;
+        bool json = false, gaps = false;
         for (size_t i = 1; i < args.size(); ++i) {
             if (args[i] == "--json") json = true;
+            else if (args[i] == "--gaps") gaps = true;
             else {
                 std::cerr << "hactl: status: unknown argument " << args[i] << "\n" << kUsage;
                 return kUsageError;
@@ -230,7 +256,7 @@ int main(int argc, char** argv) {
         Json result;
         if (int rc = c.call("status", Json::object(), result)) return rc;
         if (json) std::cout << result.dump(2) << "\n";
-        else print_status(result);
+        else print_status(result, gaps);
         return kOk;
     }
     if (cmd == "events") {
