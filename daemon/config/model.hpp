@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -78,6 +79,7 @@ struct Timings {
 struct Resource {
     std::string agent;
     std::vector<std::string> args;
+    std::map<std::string, std::string> params;  // named agent parameters (override positional args)
     Origin origin;
     std::string str() const;  // back to haresources form
 };
