@@ -84,7 +84,7 @@ bool holds(GroupState s) {
 
 // Layout: version u8 | flags u8 (bit 0 maintenance) | acked_request u32 | request seq u32 |
 // request kind u8 | request group count u8 | names | group count u8 | per group: name, state u8,
-// flags u8 (bit 0 standby, bit 1 ack_claim), failures u16. Names: u8 length (1..128) + printable
+// flags u8 (bit 0 standby), claim u32, ack u32, failures u16. Names: u8 length (1..128) + printable
 // ASCII without spaces.
 std::vector<uint8_t> encode(const ClusterState& s) {
     if (s.groups.size() > kMaxGroups || s.request.groups.size() > kMaxGroups)
@@ -101,7 +101,9 @@ std::vector<uint8_t> encode(const ClusterState& s) {
     for (const auto& g : s.groups) {
         w.name(g.name);
         w.u8(static_cast<uint8_t>(g.state));
-        w.u8(static_cast<uint8_t>((g.standby ? 1 : 0) | (g.ack_claim ? 2 : 0)));
+        w.u8(g.standby ? 1 : 0);
+        w.u32(g.claim);
+        w.u32(g.ack);
         w.u16(g.failures);
     }
     return std::move(w.out);
@@ -130,11 +132,10 @@ std::optional<ClusterState> decode_cluster_state(std::span<const uint8_t> bytes,
         uint8_t state, gflags;
         if (!r.name(g.name)) return error = "bad group name", std::nullopt;
         if (!r.u8(state) || state > static_cast<uint8_t>(GroupState::Blocked)) return error = "bad group state", std::nullopt;
-        if (!r.u8(gflags) || (gflags & ~3u)) return error = "bad group flags", std::nullopt;
-        if (!r.u16(g.failures)) return error = "truncated", std::nullopt;
+        if (!r.u8(gflags) || (gflags & ~1u)) return error = "bad group flags", std::nullopt;
+        if (!r.u32(g.claim) || !r.u32(g.ack) || !r.u16(g.failures)) return error = "truncated", std::nullopt;
         g.state = static_cast<GroupState>(state);
         g.standby = gflags & 1;
-        g.ack_claim = gflags & 2;
         s.groups.push_back(std::move(g));
     }
     if (!r.done()) return error = "trailing bytes", std::nullopt;

@@ -34,7 +34,9 @@ struct GroupReport {
     std::string name;
     GroupState state = GroupState::Stopped;
     bool standby = false;    // the sender gives this group up while the peer can run it
-    bool ack_claim = false;  // the sender saw the peer's claim on this group and does not hold it
+    uint32_t claim = 0;      // when Claiming: the claim's id (new for every claim)
+    uint32_t ack = 0;        // the id of the peer's claim the sender acknowledges (0: none): it holds
+                             // nothing of the group and will not claim it while that claim stands
     uint16_t failures = 0;   // monitor failures on the sender since the last cleanup
     bool operator==(const GroupReport&) const = default;
 };

@@ -13,9 +13,9 @@ ClusterState sample() {
     s.maintenance = true;
     s.acked_request = 7;
     s.request = Request{9, RequestKind::Standby, {"web", "IPaddr::198.51.100.20"}};
-    s.groups = {GroupReport{"web", GroupState::Running, false, true, 2},
-                GroupReport{"IPaddr::198.51.100.20", GroupState::Claiming, true, false, 0},
-                GroupReport{"db", GroupState::Blocked, false, false, 65535}};
+    s.groups = {GroupReport{"web", GroupState::Running, false, 0, 41, 2},
+                GroupReport{"IPaddr::198.51.100.20", GroupState::Claiming, true, 0xfffffffe, 0, 0},
+                GroupReport{"db", GroupState::Blocked, false, 0, 0, 65535}};
     return s;
 }
 
@@ -39,7 +39,8 @@ TEST(ClusterState, EmptyRoundTrip) {
 TEST(ClusterState, EveryStateRoundTrips) {
     for (int st = 0; st <= static_cast<int>(GroupState::Blocked); ++st) {
         ClusterState s;
-        s.groups = {GroupReport{"g", static_cast<GroupState>(st), st % 2 == 0, st % 3 == 0, static_cast<uint16_t>(st)}};
+        s.groups = {GroupReport{"g", static_cast<GroupState>(st), st % 2 == 0, static_cast<uint32_t>(st * 3),
+                                static_cast<uint32_t>(st), static_cast<uint16_t>(st)}};
         std::string err;
         auto d = decode_cluster_state(encode(s), err);
         ASSERT_TRUE(d) << err;
@@ -89,7 +90,7 @@ TEST(ClusterState, RejectsBadFields) {
 
 TEST(ClusterState, RejectsUnprintableNames) {
     ClusterState s;
-    s.groups = {GroupReport{"ab", GroupState::Running, false, false, 0}};
+    s.groups = {GroupReport{"ab", GroupState::Running, false, 0, 0, 0}};
     auto b = encode(s);
     // version, flags, acked(4), seq(4), kind, count=0, group count, name len, 'a', 'b'
     ASSERT_EQ(b[14], 'a');
@@ -101,10 +102,10 @@ TEST(ClusterState, RejectsUnprintableNames) {
 
 TEST(ClusterState, EncodeRefusesWhatCannotBeSent) {
     ClusterState s;
-    s.groups.resize(kMaxGroups + 1, GroupReport{"g", GroupState::Stopped, false, false, 0});
+    s.groups.resize(kMaxGroups + 1, GroupReport{"g", GroupState::Stopped, false, 0, 0, 0});
     EXPECT_THROW(encode(s), std::invalid_argument);
     ClusterState t;
-    t.groups = {GroupReport{std::string(kGroupNameMax + 1, 'x'), GroupState::Stopped, false, false, 0}};
+    t.groups = {GroupReport{std::string(kGroupNameMax + 1, 'x'), GroupState::Stopped, false, 0, 0, 0}};
     EXPECT_THROW(encode(t), std::invalid_argument);
 }
 
