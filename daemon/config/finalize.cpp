@@ -14,6 +14,64 @@ namespace {
 
 constexpr Millis kMaxTiming{24 * 3600 * 1000};
 constexpr size_t kClusterNameMax = 255;
+constexpr int kMaxStopRetries = 100;
+
+// Decodes one UTF-8 sequence at s[i] (valid UTF-8 assumed, else the byte); advances i.
+char32_t next_code_point(std::string_view s, size_t& i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (i + len > s.size()) len = 1;
+    char32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+    for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    i += len;
+    return cp;
+}
+
+// Spaces (ASCII and Unicode), controls (C0, DEL, C1) and invisible separators: what a name typed
+// on a command line cannot hold.
+bool blank_or_unprintable(char32_t c) {
+    return c <= 0x20 || (c >= 0x7F && c <= 0xA0) || c == 0x1680 || (c >= 0x2000 && c <= 0x200F) ||
+           (c >= 0x2028 && c <= 0x202F) || c == 0x205F || c == 0x2060 || c == 0x3000 || c == 0xFEFF;
+}
+
+// What makes `name` unusable as `hactl cleanup NAME`; nullopt when nothing.
+std::optional<std::string> group_name_problem(std::string_view name) {
+    if (name.empty()) return std::string("it is empty");
+    if (!valid_utf8(name)) return std::string("it is not valid UTF-8");
+    if (name[0] == '-') return std::string("it starts with '-', which hactl would read as an option");
+    size_t i = 0;
+    while (i < name.size())
+        if (blank_or_unprintable(next_code_point(name, i)))
+            return std::string("it contains spaces or unprintable characters");
+    return std::nullopt;
+}
+
+// The name with every run of spaces and unprintable characters replaced by one '_'.
+std::string safe_group_name(std::string_view name) {
+    std::string out;
+    size_t i = 0;
+    bool in_blank = false;
+    while (i < name.size()) {
+        size_t start = i;
+        if (blank_or_unprintable(next_code_point(name, i))) {
+            if (!in_blank) out += '_';
+            in_blank = true;
+        } else {
+            out.append(name.substr(start, i - start));
+            in_blank = false;
+        }
+    }
+    return out;
+}
+
+// "/data//x/" -> "/data/x": the same directory, written differently.
+std::string normal_directory(std::string_view d) {
+    std::string out;
+    for (char c : d)
+        if (!(c == '/' && !out.empty() && out.back() == '/')) out += c;
+    while (out.size() > 1 && out.back() == '/') out.pop_back();
+    return out;
+}
 
 class Finalizer {
 public:
@@ -25,6 +83,9 @@ public:
         paths();
         timings();
         auth();
+        resource_defaults();
+        policy();
+        mail();
         groups();
         local_paths();
     }
@@ -259,6 +320,137 @@ private:
                                : "authkeys needs `auth 1` and `1 sha1 SECRET`"));
     }
 
+    // A setting of [resources], [policy] or [mail]: where it was set, or the main file.
+    Origin key_origin(const std::string& key) const {
+        auto it = cfg_.origins.keys.find(key);
+        return where(it == cfg_.origins.keys.end() ? Origin{} : it->second, key, "");
+    }
+
+    // A timeout or monitor interval (`name`): > 0 and at most 24h; an interval below 1s is warned
+    // about. `what` names the resource in the message ("" for [resources]).
+    void check_duration(Millis value, const Origin& o, const std::string& name, const std::string& what) {
+        bool interval = name == "monitor_interval";
+        if (value.count() <= 0)
+            diag_.error(o, o.key,
+                        what + name + " must be greater than 0" +
+                            (interval ? " (to stop monitoring a resource, set monitor = false on it)" : ""));
+        else if (value > kMaxTiming)
+            diag_.error(o, o.key, what + "expected a duration of at most 24h (86400s), got " + format_duration(value));
+        else if (interval && value < Millis(1000))
+            diag_.warn(o, o.key,
+                       what + name + " (" + format_duration(value) +
+                           ") is below 1s: the agent's monitor would run more than once a second; try 1s or more");
+    }
+
+    void resource_defaults() {
+        const ResourceDefaults& d = cfg_.resource_defaults;
+        const std::pair<Millis, std::string> items[] = {{d.start_timeout, "start_timeout"},
+                                                        {d.stop_timeout, "stop_timeout"},
+                                                        {d.monitor_timeout, "monitor_timeout"},
+                                                        {d.monitor_interval, "monitor_interval"}};
+        for (const auto& [value, name] : items) {
+            std::string key = "[resources] " + name;
+            Origin o = key_origin(key);
+            o.key = key;
+            check_duration(value, o, name, "");
+        }
+    }
+
+    void check_migration_threshold(int n, const Origin& o, const std::string& key) {
+        if (n < 1)
+            diag_.error(o, key,
+                        "expected an integer >= 1 (failures on a node before the group moves to the peer), got " + std::to_string(n));
+    }
+
+    void policy() {
+        const Policy& p = cfg_.policy;
+        check_migration_threshold(p.migration_threshold, key_origin("[policy] migration_threshold"), "[policy] migration_threshold");
+        if (p.stop_retries < 0 || p.stop_retries > kMaxStopRetries) {
+            Origin o = key_origin("[policy] stop_retries");
+            diag_.error(o, "[policy] stop_retries",
+                        "expected an integer from 0 to " + std::to_string(kMaxStopRetries) + " (retries of a failed stop), got " +
+                            std::to_string(p.stop_retries));
+        }
+        if (p.failure_timeout.count() < 0 || p.failure_timeout > kMaxTiming) {
+            Origin o = key_origin("[policy] failure_timeout");
+            diag_.error(o, "[policy] failure_timeout",
+                        "expected a duration from 0 (failures never expire) to 24h (86400s), got " +
+                            std::to_string(p.failure_timeout.count()) + "ms");
+        }
+    }
+
+    // host, host:port, [IPv6], [IPv6]:port; nullopt when valid, else what is wrong.
+    static std::optional<std::string> relay_problem(std::string_view r) {
+        std::string_view host = r, port;
+        if (!r.empty() && r[0] == '[') {
+            size_t close = r.find(']');
+            if (close == std::string_view::npos) return std::string("'[' without ']'");
+            host = r.substr(1, close - 1);
+            std::string_view rest = r.substr(close + 1);
+            if (!rest.empty()) {
+                if (rest[0] != ':') return std::string("expected ':PORT' after ']'");
+                port = rest.substr(1);
+                if (port.empty()) return std::string("no port after ':'");
+            }
+            if (ip_family(host) != IpFamily::V6) return quote(host) + " between brackets is not an IPv6 address";
+        } else {
+            size_t colon = r.find(':');
+            if (colon != std::string_view::npos) {
+                if (r.find(':', colon + 1) != std::string_view::npos)
+                    return std::string("an IPv6 address needs brackets, such as [2001:db8::25]:25");
+                host = r.substr(0, colon);
+                port = r.substr(colon + 1);
+                if (port.empty()) return std::string("no port after ':'");
+            }
+            bool chars_ok = !host.empty() && host[0] != '-' && host[0] != '.' &&
+                            std::all_of(host.begin(), host.end(), [](char c) {
+                                return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                                       c == '-' || c == '_';
+                            });
+            if (!chars_ok) return quote(host) + " is not a host name or an IPv4 address";
+        }
+        if (!port.empty() && !parse_uint(port, 65535).value_or(0)) return "port " + quote(port) + " is not a number from 1 to 65535";
+        return std::nullopt;
+    }
+
+    // A bare address local@domain, as SMTP's MAIL FROM takes it.
+    static bool valid_mail_address(std::string_view a) {
+        size_t at = a.find('@');
+        if (at == std::string_view::npos || at == 0 || a.find('@', at + 1) != std::string_view::npos) return false;
+        std::string_view local = a.substr(0, at), domain = a.substr(at + 1);
+        bool local_ok = std::all_of(local.begin(), local.end(), [](char c) {
+            auto u = static_cast<unsigned char>(c);
+            return u > 0x20 && u < 0x7F && std::string_view("<>()[],;:\\\"").find(c) == std::string_view::npos;
+        });
+        bool domain_ok = !domain.empty() && domain.front() != '.' && domain.back() != '.' && domain.front() != '-' &&
+                         domain.find("..") == std::string_view::npos &&
+                         std::all_of(domain.begin(), domain.end(), [](char c) {
+                             return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-';
+                         });
+        return local_ok && domain_ok;
+    }
+
+    void mail() {
+        const Mail& m = cfg_.mail;
+        if (auto problem = relay_problem(m.relay)) {
+            Origin o = key_origin("[mail] relay");
+            diag_.error(o, "[mail] relay",
+                        "expected an SMTP relay as HOST, HOST:PORT or [IPv6]:PORT (such as \"localhost:25\"), got " + quote(m.relay) +
+                            ": " + *problem);
+        }
+        if (!m.from.empty() && !valid_mail_address(m.from)) {
+            Origin o = key_origin("[mail] from");
+            diag_.error(o, "[mail] from",
+                        "expected a bare sender address such as \"duet@example.org\" (no name, no angle brackets), got " +
+                            quote(m.from));
+        }
+        if (m.tls_verify && !m.starttls) {
+            Origin o = key_origin("[mail] tls_verify");
+            diag_.warn(o, "[mail] tls_verify",
+                       "tls_verify = true has no effect with starttls = false: mail goes to the relay unencrypted");
+        }
+    }
+
     // "[[group]] home" or "haresources" in duet.toml; in the haresources file, the word concerned.
     std::string group_key(const Group& g, const std::string& field) const {
         const std::string& k = g.origin.key;
@@ -268,10 +460,124 @@ private:
         return g.name;
     }
 
+    // Where a group option was set, and the key to name (the group's line when unknown).
+    std::pair<Origin, std::string> group_option(const Group& g, const std::string& field) const {
+        auto it = g.key_origins.find(field);
+        if (it != g.key_origins.end()) return {it->second, it->second.key.empty() ? group_key(g, field) : it->second.key};
+        return {where(g.origin, "[[group]]", ""), group_key(g, field)};
+    }
+
+    // Where a resource option was set, and the key to name.
+    std::pair<Origin, std::string> resource_option(const Resource& r, const std::string& field) const {
+        auto it = r.key_origins.find(field);
+        if (it != r.key_origins.end()) return {it->second, it->second.key.empty() ? field : it->second.key};
+        Origin o = where(r.origin, "[[group]] resources", "");
+        return {o, o.key.empty() ? field : o.key + " " + field};
+    }
+
+    void group_name(Group& g) {
+        auto problem = group_name_problem(g.name);
+        if (!problem) return;
+        bool chosen = g.key_origins.count("name") > 0;
+        auto [o, key] = group_option(g, "name");
+        if (!chosen && g.resources.front().origin.set()) o = g.resources.front().origin;  // where the name comes from
+        std::string safe = safe_group_name(g.name);
+        if (!chosen && !safe.empty() && safe[0] != '-' && !group_name_problem(safe)) {
+            diag_.warn(o, key,
+                       "the group's default name (its first resource, " + quote(g.name) + ") contains spaces; it is named " +
+                           quote(safe) + " (for hactl)" + (toml_ ? "; set name = \"...\" to choose another" : ""));
+            g.name = safe;
+            return;
+        }
+        diag_.error(o, key,
+                    "the group name " + quote(g.name) + " cannot be typed as `hactl cleanup NAME`: " + *problem +
+                        "; expected printable characters without spaces" +
+                        (!safe.empty() && safe[0] != '-' && !group_name_problem(safe) ? ", such as " + quote(safe) : std::string()));
+    }
+
+    void resource_options(const Resource& r) {
+        std::string what = "resource " + quote(r.str()) + ": ";
+        const std::pair<const std::optional<Millis>&, std::string> items[] = {{r.start_timeout, "start_timeout"},
+                                                                               {r.stop_timeout, "stop_timeout"},
+                                                                               {r.monitor_timeout, "monitor_timeout"},
+                                                                               {r.monitor_interval, "monitor_interval"}};
+        for (const auto& [value, name] : items) {
+            if (!value) continue;
+            auto [o, key] = resource_option(r, name);
+            o.key = key;
+            check_duration(*value, o, name, what);
+        }
+        if (r.monitor == false) {
+            for (const auto& [value, name] : items) {
+                if (!value || name.rfind("monitor_", 0) != 0) continue;
+                auto [o, key] = resource_option(r, name);
+                diag_.warn(o, key, what + name + " has no effect: monitor = false turns monitoring off");
+            }
+        }
+        for (const auto& [name, value] : r.params) {
+            auto [o, key] = resource_option(r, "params");
+            if (!valid_param_name(name))
+                diag_.error(o, key,
+                            what + "expected a parameter name (letters, digits and '_', not starting with a digit), got " + quote(name));
+            else if (auto bad = bad_text(value))
+                diag_.error(o, key, what + "the value of " + name + " contains " + *bad);
+        }
+    }
+
+    // What makes two resources obviously the same: an IP address, a mount point. Named parameters
+    // override positional arguments, as when the agent runs.
+    struct Identity {
+        std::string kind;   // "address", "directory"; empty: nothing to compare
+        std::string value;  // normalized
+        Origin origin;      // where the value was written
+    };
+    Identity identity(const Resource& r) const {
+        std::string param, kind;
+        size_t arg = 0;
+        if (r.agent == "IPaddr" || r.agent == "IPaddr2") {
+            param = "ip", kind = "address", arg = 0;
+        } else if (r.agent == "IPv6addr") {
+            param = "ipv6addr", kind = "address", arg = 0;
+        } else if (r.agent == "Filesystem") {
+            param = "directory", kind = "directory", arg = 1;
+        } else {
+            return {};
+        }
+        std::string raw;
+        std::string field;
+        if (auto it = r.params.find(param); it != r.params.end()) {
+            raw = it->second;
+            field = "params";
+        } else if (arg < r.args.size()) {
+            raw = r.args[arg];
+            field = "args";
+        } else {
+            return {};
+        }
+        std::string value;
+        if (kind == "address") {
+            std::string_view addr = std::string_view(raw).substr(0, raw.find('/'));
+            value = canonical_ip(addr);
+            if (value.empty()) value = std::string(addr);
+        } else {
+            value = normal_directory(raw);
+        }
+        if (value.empty()) return {};
+        // The line of `args` or `params` in a table; else the resource's own (its word in haresources).
+        auto it = r.key_origins.find(field);
+        Origin o = it != r.key_origins.end() ? it->second : where(r.origin, "[[group]] resources", "");
+        return {kind, value, o};
+    }
+
     void groups() {
         std::string node_list;
         for (const auto& n : cfg_.nodes) node_list += (node_list.empty() ? "" : " and ") + n;
         std::map<std::string, size_t> names;
+        struct Seen {
+            size_t group;
+            Origin origin;
+        };
+        std::map<std::pair<std::string, std::string>, Seen> seen;  // (kind, value) -> first resource
         for (size_t i = 0; i < cfg_.groups.size(); ++i) {
             Group& g = cfg_.groups[i];
             Origin o = where(g.origin, "[[group]]", "");
@@ -280,16 +586,43 @@ private:
                 continue;
             }
             if (g.name.empty()) g.name = g.resources.front().str();
+            group_name(g);
             g.home_node = lower(g.home_node);
             if (std::find(cfg_.nodes.begin(), cfg_.nodes.end(), g.home_node) == cfg_.nodes.end())
                 diag_.error(o, group_key(g, "home"),
                             "home node " + quote(g.home_node) + " is not a node of this cluster" +
                                 (node_list.empty() ? std::string() : " (" + node_list + ")"));
             auto [it, fresh] = names.emplace(g.name, i);
-            if (!fresh)
-                diag_.error(o, group_key(g, "name"),
+            if (!fresh) {
+                auto [no, nkey] = group_option(g, "name");
+                diag_.error(no, nkey,
                             "a second group named " + quote(g.name) + " (the first is at " + cfg_.groups[it->second].origin.str() +
-                                "); group names must be unique" + (toml_ ? "" : ": a group is named after its first resource"));
+                                "); group names must be unique" +
+                                (toml_ ? "; give one of them a name = \"...\"" : ": a group is named after its first resource"));
+            }
+            if (g.migration_threshold) {
+                auto [mo, mkey] = group_option(g, "migration_threshold");
+                check_migration_threshold(*g.migration_threshold, mo, mkey);
+            }
+            for (const Resource& r : g.resources) {
+                Identity id = identity(r);
+                resource_options(r);
+                if (id.kind.empty()) continue;
+                auto [first, new_one] = seen.emplace(std::make_pair(id.kind, id.value), Seen{i, id.origin});
+                if (new_one) continue;
+                const Seen& f = first->second;
+                std::string shown = quote(id.value);
+                if (f.group == i)
+                    diag_.error(id.origin, id.origin.key,
+                                "the " + id.kind + " " + shown + " appears twice in group " + quote(g.name) + " (also at " +
+                                    f.origin.str() + ")");
+                else
+                    diag_.error(id.origin, id.origin.key,
+                                "the " + id.kind + " " + shown + " is also in group " + quote(cfg_.groups[f.group].name) + " at " +
+                                    f.origin.str() + ": two groups cannot share " +
+                                    (id.kind == "address" ? "an address" : "a mount point") +
+                                    " (the one would take it from the other)");
+            }
         }
     }
 

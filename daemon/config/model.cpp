@@ -125,13 +125,35 @@ bool same_settings(const Config& a, const Config& b) {
         if (p.kind != q.kind || p.interface != q.interface || p.address != q.address || p.port != q.port) return false;
         if (p.kind == PathKind::Mcast && (p.ttl != q.ttl || p.loop != q.loop)) return false;
     }
+    const ResourceDefaults& rd = a.resource_defaults;
+    const ResourceDefaults& re = b.resource_defaults;
+    if (rd.start_timeout != re.start_timeout || rd.stop_timeout != re.stop_timeout ||
+        rd.monitor_timeout != re.monitor_timeout || rd.monitor_interval != re.monitor_interval)
+        return false;
+    const Policy& pa = a.policy;
+    const Policy& pb = b.policy;
+    if (pa.migration_threshold != pb.migration_threshold || pa.on_stop_failure != pb.on_stop_failure ||
+        pa.stop_retries != pb.stop_retries || pa.failure_timeout != pb.failure_timeout)
+        return false;
+    if (a.mail.relay != b.mail.relay || a.mail.from != b.mail.from || a.mail.starttls != b.mail.starttls ||
+        a.mail.tls_verify != b.mail.tls_verify)
+        return false;
     if (a.groups.size() != b.groups.size()) return false;
     for (size_t i = 0; i < a.groups.size(); ++i) {
         const Group& g = a.groups[i];
         const Group& h = b.groups[i];
-        if (g.name != h.name || g.home_node != h.home_node || g.resources.size() != h.resources.size()) return false;
-        for (size_t j = 0; j < g.resources.size(); ++j)
-            if (g.resources[j].agent != h.resources[j].agent || g.resources[j].args != h.resources[j].args) return false;
+        if (g.name != h.name || g.home_node != h.home_node || g.resources.size() != h.resources.size() ||
+            g.auto_failback != h.auto_failback || g.migration_threshold != h.migration_threshold ||
+            g.on_stop_failure != h.on_stop_failure)
+            return false;
+        for (size_t j = 0; j < g.resources.size(); ++j) {
+            const Resource& r = g.resources[j];
+            const Resource& s = h.resources[j];
+            if (r.agent != s.agent || r.args != s.args || r.params != s.params || r.start_timeout != s.start_timeout ||
+                r.stop_timeout != s.stop_timeout || r.monitor_timeout != s.monitor_timeout ||
+                r.monitor_interval != s.monitor_interval || r.monitor != s.monitor)
+                return false;
+        }
     }
     return true;
 }

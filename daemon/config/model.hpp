@@ -74,14 +74,51 @@ struct Timings {
     Millis initdead{60000};
 };
 
-// One haresources-style resource: "Filesystem::/dev/drbd0::/data::ext3" -> {Filesystem, [/dev/drbd0, /data, ext3]}.
-// A bare IP address "198.51.100.20" is {IPaddr, [198.51.100.20]}.
+// Where each option of a resource or group was set, by key ("monitor_interval", "name"); for
+// messages only. A key that is absent was not written.
+using KeyOrigins = std::map<std::string, Origin>;
+
+// The timeouts and monitor interval of resources that do not set their own (duet.toml [resources]).
+struct ResourceDefaults {
+    Millis start_timeout{60000};
+    Millis stop_timeout{60000};
+    Millis monitor_timeout{20000};
+    Millis monitor_interval{10000};
+};
+
+// What happens when resources fail (duet.toml [policy]). A monitor failure restarts the group in
+// place (stop in reverse order, start in order) on the same node; after migration_threshold
+// failures on a node, the group moves to the peer. A stop that fails stop_retries + 1 times marks
+// the group blocked (Block: it is never started on the other node, and an alert is sent) or
+// reboots this node (Reboot, as Heartbeat did) so that the peer can take the group over.
+struct Policy {
+    int migration_threshold = 3;
+    enum class OnStopFailure { Block, Reboot } on_stop_failure = OnStopFailure::Block;
+    int stop_retries = 2;
+    Millis failure_timeout{0};  // 0: failures never expire by themselves; `hactl cleanup` clears them
+};
+
+// How MailTo resources send their mail (duet.toml [mail]).
+struct Mail {
+    std::string relay = "localhost:25";  // SMTP relay: host[:port] or [IPv6][:port] (port 25 when absent)
+    std::string from;                    // empty: duet@<node> (the sending node's name)
+    bool starttls = true;                // use STARTTLS when the relay offers it
+    bool tls_verify = false;             // verify the relay's certificate (only with starttls)
+};
+
+// One resource of a chain: "Filesystem::/dev/drbd0::/data::ext3" -> {Filesystem, [/dev/drbd0, /data, ext3]}.
+// A bare IP address "198.51.100.20" is {IPaddr, [198.51.100.20]}. duet.toml may also give a
+// resource as a table, with named OCF parameters and its own timeouts.
 struct Resource {
     std::string agent;
     std::vector<std::string> args;
     std::map<std::string, std::string> params;  // named agent parameters (override positional args)
+    // Unset: the value in Config::resource_defaults.
+    std::optional<Millis> start_timeout, stop_timeout, monitor_timeout, monitor_interval;
+    std::optional<bool> monitor;  // false: this resource is never monitored (unset: it is)
     Origin origin;
-    std::string str() const;  // back to haresources form
+    KeyOrigins key_origins;  // where each option above was set: "params", "start_timeout", ...
+    std::string str() const;  // back to haresources form (agent and args only)
 };
 
 // One haresources line: the home node and an ordered chain of resources.
@@ -89,7 +126,11 @@ struct Group {
     std::string name;  // defaults to the first resource's text (Heartbeat's convention)
     std::string home_node;
     std::vector<Resource> resources;
+    std::optional<bool> auto_failback;                     // unset: Config::auto_failback
+    std::optional<int> migration_threshold;                // unset: Config::policy
+    std::optional<Policy::OnStopFailure> on_stop_failure;  // unset: Config::policy
     Origin origin;
+    KeyOrigins key_origins;  // "name" (absent when the name is the default), "auto_failback", ...
 };
 
 struct AuthKey {
@@ -107,6 +148,7 @@ struct Origins {
     Origin main;  // the main file (duet.toml or ha.cf), line 0
     Origin cluster, udpport, keepalive, warntime, deadtime, initdead;
     std::vector<Origin> nodes;  // one per Config::nodes entry, same order
+    KeyOrigins keys;  // the [resources], [policy] and [mail] settings, by key: "[policy] stop_retries"
 };
 
 struct Config {
@@ -118,6 +160,9 @@ struct Config {
     bool auto_failback = false;
     AuthKey auth;
     std::vector<Group> groups;
+    ResourceDefaults resource_defaults;
+    Policy policy;
+    Mail mail;
     std::string socket_path = "/run/duet/duetd.sock";
     std::string socket_group = "haclient";
     std::string state_dir = "/var/lib/duet";
@@ -129,8 +174,9 @@ struct Config {
 // Node names are case-insensitive (as in Heartbeat): the readers store them in lower case.
 inline constexpr size_t kNodeNameMax = 64;  // = proto::kNodeNameMax
 
-// True when both describe the same cluster: every setting equal, ignoring origins, sources,
-// syntax and the informative AuthKey::method. With a key_file, the file name is compared, not the
+// True when both describe the same cluster: every setting equal (an option left unset differs
+// from one set to its default value), ignoring origins, sources, syntax and the informative
+// AuthKey::method. With a key_file, the file name is compared, not the
 // secret read from it. ttl and loop are compared for mcast paths only.
 bool same_settings(const Config& a, const Config& b);
 

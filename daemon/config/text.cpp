@@ -200,6 +200,16 @@ IpFamily ip_family(std::string_view s) {
     return IpFamily::None;
 }
 
+std::string canonical_ip(std::string_view s) {
+    if (s.empty() || s.size() > 45 || s.find('\0') != std::string_view::npos) return {};
+    std::string z(s);
+    unsigned char buf[16];
+    char out[INET6_ADDRSTRLEN];
+    if (inet_pton(AF_INET, z.c_str(), buf) == 1 && inet_ntop(AF_INET, buf, out, sizeof out)) return out;
+    if (inet_pton(AF_INET6, z.c_str(), buf) == 1 && inet_ntop(AF_INET6, buf, out, sizeof out)) return out;
+    return {};
+}
+
 bool is_multicast(std::string_view s) {
     std::string z(s);
     unsigned char buf[16];
@@ -230,6 +240,10 @@ bool valid_agent(std::string_view s) {
 
 bool absolute_path(std::string_view s) {
     return !s.empty() && s[0] == '/' && !bad_text(s);
+}
+
+bool valid_param_name(std::string_view s) {
+    return !s.empty() && !(s[0] >= '0' && s[0] <= '9') && all_of_chars(s, "_");
 }
 
 std::string suggest(std::string_view word, const std::vector<std::string_view>& candidates) {

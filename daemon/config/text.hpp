@@ -39,6 +39,8 @@ std::optional<uint64_t> parse_uint(std::string_view s, uint64_t max);
 enum class IpFamily { None, V4, V6 };
 IpFamily ip_family(std::string_view s);  // literal IPv4 or IPv6 address, else None
 bool is_multicast(std::string_view s);   // 224.0.0.0/4 or ff00::/8
+// The address as inet_ntop prints it ("2001:db8::20" for "2001:0db8:0::20"); empty when not an IP.
+std::string canonical_ip(std::string_view s);
 bool is_ipv6_link_local(std::string_view s);
 
 // Host names as node names: 1..kNodeNameMax of [A-Za-z0-9._-], starting with a letter or digit.
@@ -48,6 +50,8 @@ bool valid_interface(std::string_view s);
 // Resource agent names (they name scripts): [A-Za-z0-9_.-], not starting with '.' or '-'.
 bool valid_agent(std::string_view s);
 bool absolute_path(std::string_view s);
+// OCF parameter names (they become OCF_RESKEY_<name>): [A-Za-z0-9_], not starting with a digit.
+bool valid_param_name(std::string_view s);
 
 // The closest of `candidates` to `word` (edit distance at most 2, or equal ignoring case);
 // empty when none is close.

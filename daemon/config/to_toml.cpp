@@ -2,6 +2,8 @@
 #include "daemon/config/model.hpp"
 #include "daemon/config/text.hpp"
 
+#include <algorithm>
+
 namespace duet::config {
 
 using namespace detail;
@@ -57,6 +59,55 @@ const char* kind_name(PathKind k) {
     return "mcast";
 }
 
+// A key, bare when TOML allows it.
+std::string key(std::string_view k) {
+    bool bare = !k.empty() && std::all_of(k.begin(), k.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    });
+    return bare ? std::string(k) : str(k);
+}
+
+std::string duration(Millis d) { return str(format_duration(d)); }
+
+const char* on_stop_failure_name(Policy::OnStopFailure f) {
+    return f == Policy::OnStopFailure::Reboot ? "reboot" : "block";
+}
+
+// True when the haresources text of `r` reads back to the same resource: no options, and
+// arguments that '::' can separate.
+bool fits_a_string(const Resource& r) {
+    if (!r.params.empty() || r.start_timeout || r.stop_timeout || r.monitor_timeout || r.monitor_interval || r.monitor)
+        return false;
+    Diagnostics ignored;
+    auto back = parse_resource(r.str(), Origin{}, ignored);
+    return back && back->agent == r.agent && back->args == r.args;
+}
+
+// { agent = "Filesystem", args = [...], params = { ... }, start_timeout = "20s", ... }
+std::string resource_table(const Resource& r) {
+    std::string o = "{ agent = " + str(r.agent);
+    if (!r.args.empty()) {
+        o += ", args = [";
+        for (size_t i = 0; i < r.args.size(); ++i) o += (i ? ", " : "") + str(r.args[i]);
+        o += "]";
+    }
+    if (!r.params.empty()) {
+        o += ", params = {";
+        bool first = true;
+        for (const auto& [k, v] : r.params) {
+            o += std::string(first ? " " : ", ") + key(k) + " = " + str(v);
+            first = false;
+        }
+        o += " }";
+    }
+    if (r.start_timeout) o += ", start_timeout = " + duration(*r.start_timeout);
+    if (r.stop_timeout) o += ", stop_timeout = " + duration(*r.stop_timeout);
+    if (r.monitor_timeout) o += ", monitor_timeout = " + duration(*r.monitor_timeout);
+    if (r.monitor_interval) o += ", monitor_interval = " + duration(*r.monitor_interval);
+    if (r.monitor) o += std::string(", monitor = ") + (*r.monitor ? "true" : "false");
+    return o + " }";
+}
+
 }  // namespace
 
 std::string to_toml(const Config& cfg, bool show_secrets) {
@@ -96,6 +147,35 @@ std::string to_toml(const Config& cfg, bool show_secrets) {
     o += "socket = " + str(cfg.socket_path) + "\n";
     o += "group = " + str(cfg.socket_group) + "\n";
 
+    // Only what differs from the defaults, so that a printed Heartbeat configuration stays short.
+    const ResourceDefaults rd0;
+    const ResourceDefaults& rd = cfg.resource_defaults;
+    std::string t;
+    if (rd.start_timeout != rd0.start_timeout) t += "start_timeout = " + duration(rd.start_timeout) + "\n";
+    if (rd.stop_timeout != rd0.stop_timeout) t += "stop_timeout = " + duration(rd.stop_timeout) + "\n";
+    if (rd.monitor_timeout != rd0.monitor_timeout) t += "monitor_timeout = " + duration(rd.monitor_timeout) + "\n";
+    if (rd.monitor_interval != rd0.monitor_interval) t += "monitor_interval = " + duration(rd.monitor_interval) + "\n";
+    if (!t.empty()) o += "\n[resources]\n" + t;
+
+    const Policy p0;
+    const Policy& pol = cfg.policy;
+    t.clear();
+    if (pol.migration_threshold != p0.migration_threshold) t += "migration_threshold = " + std::to_string(pol.migration_threshold) + "\n";
+    if (pol.on_stop_failure != p0.on_stop_failure)
+        t += std::string("on_stop_failure = \"") + on_stop_failure_name(pol.on_stop_failure) + "\"\n";
+    if (pol.stop_retries != p0.stop_retries) t += "stop_retries = " + std::to_string(pol.stop_retries) + "\n";
+    if (pol.failure_timeout != p0.failure_timeout) t += "failure_timeout = " + duration(pol.failure_timeout) + "\n";
+    if (!t.empty()) o += "\n[policy]\n" + t;
+
+    const Mail m0;
+    const Mail& mail = cfg.mail;
+    t.clear();
+    if (mail.relay != m0.relay) t += "relay = " + str(mail.relay) + "\n";
+    if (mail.from != m0.from) t += "from = " + str(mail.from) + "\n";
+    if (mail.starttls != m0.starttls) t += std::string("starttls = ") + (mail.starttls ? "true" : "false") + "\n";
+    if (mail.tls_verify != m0.tls_verify) t += std::string("tls_verify = ") + (mail.tls_verify ? "true" : "false") + "\n";
+    if (!t.empty()) o += "\n[mail]\n" + t;
+
     for (const auto& p : cfg.paths) {
         o += "\n[[path]]\n";
         o += std::string("type = \"") + kind_name(p.kind) + "\"\n";
@@ -112,9 +192,19 @@ std::string to_toml(const Config& cfg, bool show_secrets) {
         o += "\n[[group]]\n";
         if (!g.name.empty()) o += "name = " + str(g.name) + "\n";
         o += "home = " + str(g.home_node) + "\n";
-        o += "resources = [";
-        for (size_t i = 0; i < g.resources.size(); ++i) o += (i ? ", " : "") + str(g.resources[i].str());
-        o += "]\n";
+        if (g.auto_failback) o += std::string("auto_failback = ") + (*g.auto_failback ? "true" : "false") + "\n";
+        if (g.migration_threshold) o += "migration_threshold = " + std::to_string(*g.migration_threshold) + "\n";
+        if (g.on_stop_failure) o += std::string("on_stop_failure = \"") + on_stop_failure_name(*g.on_stop_failure) + "\"\n";
+        bool all_strings = std::all_of(g.resources.begin(), g.resources.end(), fits_a_string);
+        if (all_strings) {
+            o += "resources = [";
+            for (size_t i = 0; i < g.resources.size(); ++i) o += (i ? ", " : "") + str(g.resources[i].str());
+            o += "]\n";
+        } else {
+            o += "resources = [\n";
+            for (const auto& r : g.resources) o += "    " + (fits_a_string(r) ? str(r.str()) : resource_table(r)) + ",\n";
+            o += "]\n";
+        }
     }
     return o;
 }

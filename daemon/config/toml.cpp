@@ -60,6 +60,12 @@ public:
                 if (auto t = table(o, v, "[auth]")) auth(o, *t);
             } else if (key == "control") {
                 if (auto t = table(o, v, "[control]")) control(*t);
+            } else if (key == "resources") {
+                if (auto t = table(o, v, "[resources]")) resource_defaults(*t);
+            } else if (key == "policy") {
+                if (auto t = table(o, v, "[policy]")) policy(*t);
+            } else if (key == "mail") {
+                if (auto t = table(o, v, "[mail]")) mail(*t);
             } else if (key == "path") {
                 if (auto a = array_of_tables(o, v, "path"))
                     for (auto&& e : *a) path_table(*e.as_table());
@@ -68,7 +74,7 @@ public:
                     for (auto&& e : *a) group_table(*e.as_table());
             } else {
                 unknown(o, key, "", {"cluster", "nodes", "auto_failback", "port", "state_dir", "haresources", "timings",
-                                      "auth", "control", "path", "group"});
+                                      "auth", "control", "resources", "policy", "mail", "path", "group"});
             }
         }
     }
@@ -235,28 +241,127 @@ private:
         }
     }
 
-    void duration(const Origin& o, const toml::node& v, Millis& value, Origin& origin) {
+    // Ranges are checked by finalize(), which knows what each duration is for.
+    std::optional<Millis> duration(const Origin& o, const toml::node& v) {
         const std::string expected = "a duration: integer seconds, or a string such as \"2s\", \"500ms\" or \"1.5s\"";
-        std::optional<Millis> d;
         if (const auto* i = v.as_integer()) {
             int64_t n = i->get();
             if (n < 0 || n > 1000000000000) {
                 diag_.error(o, o.key, "expected " + expected + ", got " + std::to_string(n));
-                return;
+                return std::nullopt;
             }
-            d = Millis(n * 1000);
-        } else if (const auto* s = v.as_string()) {
-            d = parse_duration(s->get());
-            if (!d) {
-                diag_.error(o, o.key, "expected " + expected + ", got " + quote(s->get()));
-                return;
-            }
-        } else {
-            type_error(o, v, expected);
-            return;
+            return Millis(n * 1000);
         }
-        value = *d;
-        origin = o;
+        if (const auto* s = v.as_string()) {
+            auto d = parse_duration(s->get());
+            if (!d) diag_.error(o, o.key, "expected " + expected + ", got " + quote(s->get()));
+            return d;
+        }
+        type_error(o, v, expected);
+        return std::nullopt;
+    }
+
+    void duration(const Origin& o, const toml::node& v, Millis& value, Origin& origin) {
+        if (auto d = duration(o, v)) {
+            value = *d;
+            origin = o;
+        }
+    }
+
+    // An integer that fits an int; finalize() checks the range that makes sense.
+    std::optional<int> small_integer(const Origin& o, const toml::node& v, const std::string& what) {
+        auto n = integer(o, v, INT32_MIN, INT32_MAX, what);
+        if (!n) return std::nullopt;
+        return static_cast<int>(*n);
+    }
+
+    std::optional<Policy::OnStopFailure> on_stop_failure(const Origin& o, const toml::node& v) {
+        auto s = string(o, v, "\"block\" or \"reboot\"");
+        if (!s) return std::nullopt;
+        if (*s == "block") return Policy::OnStopFailure::Block;
+        if (*s == "reboot") return Policy::OnStopFailure::Reboot;
+        diag_.error(o, o.key, "expected \"block\" (keep the group stopped, never start it on the other node) or \"reboot\" "
+                              "(reboot this node, as Heartbeat did), got " + quote(*s));
+        return std::nullopt;
+    }
+
+    // [resources]: the timeouts and monitor interval of resources that do not set their own.
+    void resource_defaults(const toml::table& t) {
+        ResourceDefaults& d = cfg_.resource_defaults;
+        for (auto&& [k, v] : t) {
+            std::string name(k.str());
+            Origin o = at(k, "[resources] " + name);
+            Millis* value = name == "start_timeout"      ? &d.start_timeout
+                            : name == "stop_timeout"     ? &d.stop_timeout
+                            : name == "monitor_timeout"  ? &d.monitor_timeout
+                            : name == "monitor_interval" ? &d.monitor_interval
+                                                         : nullptr;
+            if (value == nullptr) {
+                unknown(o, name, "[resources]", {"start_timeout", "stop_timeout", "monitor_timeout", "monitor_interval"});
+                continue;
+            }
+            if (auto m = duration(o, v)) {
+                *value = *m;
+                cfg_.origins.keys[o.key] = o;
+            }
+        }
+    }
+
+    void policy(const toml::table& t) {
+        Policy& p = cfg_.policy;
+        for (auto&& [k, v] : t) {
+            std::string name(k.str());
+            Origin o = at(k, "[policy] " + name);
+            if (name == "migration_threshold") {
+                if (auto n = small_integer(o, v, "an integer >= 1 (failures on a node before the group moves to the peer)")) {
+                    p.migration_threshold = *n;
+                    cfg_.origins.keys[o.key] = o;
+                }
+            } else if (name == "on_stop_failure") {
+                if (auto f = on_stop_failure(o, v)) {
+                    p.on_stop_failure = *f;
+                    cfg_.origins.keys[o.key] = o;
+                }
+            } else if (name == "stop_retries") {
+                if (auto n = small_integer(o, v, "an integer from 0 to 100 (retries of a failed stop)")) {
+                    p.stop_retries = *n;
+                    cfg_.origins.keys[o.key] = o;
+                }
+            } else if (name == "failure_timeout") {
+                if (auto d = duration(o, v)) {
+                    p.failure_timeout = *d;
+                    cfg_.origins.keys[o.key] = o;
+                }
+            } else {
+                unknown(o, name, "[policy]", {"migration_threshold", "on_stop_failure", "stop_retries", "failure_timeout"});
+            }
+        }
+    }
+
+    void mail(const toml::table& t) {
+        Mail& m = cfg_.mail;
+        for (auto&& [k, v] : t) {
+            std::string name(k.str());
+            Origin o = at(k, "[mail] " + name);
+            if (name == "relay") {
+                if (auto s = text(o, v, "an SMTP relay, such as \"localhost:25\" or \"smtp.example.org\"")) {
+                    m.relay = *s;
+                    cfg_.origins.keys[o.key] = o;
+                }
+            } else if (name == "from") {
+                if (auto s = text(o, v, "a sender address, such as \"duet@example.org\"")) {
+                    m.from = *s;
+                    cfg_.origins.keys[o.key] = o;
+                }
+            } else if (name == "starttls" || name == "tls_verify") {
+                if (auto b = boolean(o, v)) {
+                    (name == "starttls" ? m.starttls : m.tls_verify) = *b;
+                    cfg_.origins.keys[o.key] = o;
+                }
+            } else {
+                unknown(o, name, "[mail]", {"relay", "from", "starttls", "tls_verify"});
+            }
+        }
     }
 
     void auth(const Origin& table_origin, const toml::table& t) {
@@ -392,8 +497,12 @@ private:
             Origin o = at(k, "[[group]] " + name);
             if (name == "name") {
                 auto s = text(o, v, "a group name");
-                if (s) g.name = *s;
-                else ok = false;
+                if (s) {
+                    g.name = *s;
+                    g.key_origins[name] = o;
+                } else {
+                    ok = false;
+                }
             } else if (name == "home") {
                 have_home = true;
                 auto s = string(o, v, "the home node's name");
@@ -406,6 +515,27 @@ private:
                     g.home_node = lower(*s);
                     g.origin.line = o.line;  // finalize() names the home line
                     g.origin.key = "[[group]] home";
+                }
+            } else if (name == "auto_failback") {
+                if (auto b = boolean(o, v)) {
+                    g.auto_failback = *b;
+                    g.key_origins[name] = o;
+                } else {
+                    ok = false;
+                }
+            } else if (name == "migration_threshold") {
+                if (auto n = small_integer(o, v, "an integer >= 1 (failures on a node before the group moves to the peer)")) {
+                    g.migration_threshold = *n;
+                    g.key_origins[name] = o;
+                } else {
+                    ok = false;
+                }
+            } else if (name == "on_stop_failure") {
+                if (auto f = on_stop_failure(o, v)) {
+                    g.on_stop_failure = *f;
+                    g.key_origins[name] = o;
+                } else {
+                    ok = false;
                 }
             } else if (name == "resources") {
                 have_resources = true;
@@ -420,22 +550,28 @@ private:
                     ok = false;
                 }
                 for (auto&& e : *a) {
-                    Origin eo = at(e, "[[group]] resources");
-                    auto s = string(eo, e, "a resource (a string such as \"Filesystem::/dev/duet/r0::/data::ext4\")");
-                    if (!s) {
-                        ok = false;
-                        continue;
+                    std::optional<Resource> r;
+                    std::string text_form;
+                    if (const auto* s = e.as_string()) {
+                        r = parse_resource(s->get(), at(e, "[[group]] resources"), diag_);
+                        text_form = s->get();
+                    } else if (const auto* rt = e.as_table()) {
+                        r = resource_table(*rt, rt->is_inline() ? "[[group]] resources" : "[[group.resources]]");
+                        if (r) text_form = r->str();
+                    } else {
+                        type_error(at(e, "[[group]] resources"), e,
+                                   "a resource: a string such as \"Filesystem::/dev/duet/r0::/data::ext4\", or a table such as "
+                                   "{ agent = \"IPaddr\", args = [\"198.51.100.20/24/eth0\"] }");
                     }
-                    auto r = parse_resource(*s, eo, diag_);
                     if (!r) {
                         ok = false;
                         continue;
                     }
-                    if (g.resources.empty()) first_text = *s;
+                    if (g.resources.empty()) first_text = text_form;
                     g.resources.push_back(std::move(*r));
                 }
             } else {
-                unknown(o, name, "[[group]]", {"name", "home", "resources"});
+                unknown(o, name, "[[group]]", {"name", "home", "auto_failback", "migration_threshold", "on_stop_failure", "resources"});
                 ok = false;
             }
         }
@@ -450,6 +586,126 @@ private:
         if (!ok) return;
         if (g.name.empty()) g.name = first_text;  // Heartbeat's convention: the first resource names the group
         cfg_.groups.push_back(std::move(g));
+    }
+
+    // A resource as a table: { agent = "IPaddr", args = [...], params = { ... }, start_timeout = "20s", ... }.
+    // `where` is "[[group]] resources" for an inline table, "[[group.resources]]" for an array-of-tables element.
+    std::optional<Resource> resource_table(const toml::table& t, const std::string& where) {
+        Origin ro = at(t, where);
+        Resource r;
+        r.origin = ro;
+        bool ok = true, have_agent = false;
+        for (auto&& [k, v] : t) {
+            std::string name(k.str());
+            Origin o = at(k, where + " " + name);
+            if (name == "agent") {
+                have_agent = true;
+                auto s = string(o, v, "a resource agent's name (such as \"IPaddr\" or \"Filesystem\")");
+                if (!s) {
+                    ok = false;
+                } else if (ip_family(s->substr(0, s->find('/'))) != IpFamily::None) {
+                    diag_.error(o, o.key, "expected a resource agent's name, got the address " + quote(*s) +
+                                              "; write agent = \"IPaddr\", args = [\"" + *s + "\"]");
+                    ok = false;
+                } else if (!valid_agent(*s)) {
+                    diag_.error(o, o.key, "expected a resource agent's name (letters, digits, '_', '.', '+', '-'), got " + quote(*s));
+                    ok = false;
+                } else {
+                    r.agent = *s;
+                }
+            } else if (name == "args") {
+                const auto* a = v.as_array();
+                if (a == nullptr) {
+                    type_error(o, v, "an array of positional arguments (strings), such as [\"/dev/duet/r0\", \"/data\", \"ext4\"]");
+                    ok = false;
+                    continue;
+                }
+                int n = 0;
+                for (auto&& e : *a) {
+                    ++n;
+                    Origin eo = at(e, o.key);
+                    auto s = string(eo, e, "an argument (a string)");
+                    if (!s) {
+                        ok = false;
+                    } else if (s->empty()) {
+                        diag_.error(eo, eo.key, "argument " + std::to_string(n) + " is empty");
+                        ok = false;
+                    } else if (auto bad = bad_text(*s)) {
+                        diag_.error(eo, eo.key, "argument " + std::to_string(n) + " contains " + *bad);
+                        ok = false;
+                    } else {
+                        r.args.push_back(*s);
+                    }
+                }
+                r.key_origins[name] = o;
+            } else if (name == "params") {
+                const auto* pt = v.as_table();
+                if (pt == nullptr) {
+                    type_error(o, v, "a table of OCF parameters, such as { nic = \"eth0\", cidr_netmask = 24 }");
+                    ok = false;
+                    continue;
+                }
+                for (auto&& [pk, pv] : *pt) {
+                    std::string pname(pk.str());
+                    Origin po = at(pk, o.key + " " + pname);
+                    if (!valid_param_name(pname)) {
+                        diag_.error(po, o.key,
+                                    "expected a parameter name (letters, digits and '_', not starting with a digit: it becomes "
+                                    "OCF_RESKEY_<name>), got " + quote(pname));
+                        ok = false;
+                        continue;
+                    }
+                    std::string value;
+                    if (const auto* s = pv.as_string()) {
+                        if (auto bad = bad_text(s->get())) {
+                            diag_.error(po, po.key, "the value contains " + *bad);
+                            ok = false;
+                            continue;
+                        }
+                        value = s->get();
+                    } else if (const auto* i = pv.as_integer()) {
+                        value = std::to_string(i->get());
+                    } else if (const auto* b = pv.as_boolean()) {
+                        value = b->get() ? "true" : "false";
+                    } else {
+                        type_error(po, pv, "a parameter value: a string, an integer or a boolean");
+                        ok = false;
+                        continue;
+                    }
+                    r.params[pname] = std::move(value);
+                }
+                r.key_origins[name] = o;
+            } else if (name == "start_timeout" || name == "stop_timeout" || name == "monitor_timeout" || name == "monitor_interval") {
+                auto d = duration(o, v);
+                if (!d) {
+                    ok = false;
+                    continue;
+                }
+                (name == "start_timeout"     ? r.start_timeout
+                 : name == "stop_timeout"    ? r.stop_timeout
+                 : name == "monitor_timeout" ? r.monitor_timeout
+                                             : r.monitor_interval) = *d;
+                r.key_origins[name] = o;
+            } else if (name == "monitor") {
+                auto b = boolean(o, v);
+                if (!b) {
+                    ok = false;
+                    continue;
+                }
+                r.monitor = *b;
+                r.key_origins[name] = o;
+            } else {
+                unknown(o, name, where,
+                        {"agent", "args", "params", "start_timeout", "stop_timeout", "monitor_timeout", "monitor_interval", "monitor"});
+                ok = false;
+            }
+        }
+        if (!have_agent) {
+            diag_.error(ro, where, "missing agent = \"NAME\" (the resource agent, such as \"IPaddr\" or \"Filesystem\")");
+            ok = false;
+        }
+        if (!ok) return std::nullopt;
+        return r;
     }
 
     const std::string& file_;
