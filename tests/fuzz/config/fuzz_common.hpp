@@ -1,5 +1,7 @@
 // What every config fuzz target checks besides "no crash, no leak, no UB": a configuration that
-// finalizes without errors prints (to_toml) as duet.toml text that reads back to the same settings.
+// finalizes without errors prints (to_toml) as duet.toml text that reads back to the same settings
+// (same_settings compares every field, the chain's options included), and printing what was read
+// back gives the same text again (so to_toml prints nothing that same_settings overlooks).
 #pragma once
 
 #include "daemon/config/model.hpp"
@@ -15,23 +17,42 @@ inline void use_everything(const Config& cfg, const Diagnostics& diag) {
     volatile size_t n = diag.str().size();
     for (const auto& p : cfg.paths) n = n + p.name().size();
     for (const auto& g : cfg.groups)
-        for (const auto& r : g.resources) n = n + r.str().size();
+        for (const auto& r : g.resources) {
+            n = n + r.str().size();
+            for (const auto& [k, v] : r.params) n = n + k.size() + v.size();
+        }
     n = n + to_toml(cfg).size();
     (void)n;
+}
+
+// Parses printed text and finalizes it; aborts, showing everything, when that gives an error.
+inline Config read_back(const std::string& text, const std::string& secret) {
+    Config back;
+    Diagnostics d;
+    parse_toml(text, "printed.toml", back, d);
+    if (!back.auth.key_file.empty()) back.auth.secret = secret;  // as load() would read it
+    finalize(back, d);
+    if (d.has_errors()) {
+        std::fprintf(stderr, "printed text does not read back\n--- printed:\n%s\n--- messages:\n%s", text.c_str(), d.str().c_str());
+        std::abort();
+    }
+    return back;
 }
 
 inline void check_round_trip(const Config& cfg, const Diagnostics& diag) {
     use_everything(cfg, diag);
     if (diag.has_errors()) return;
     std::string text = to_toml(cfg, true);
-    Config back;
-    Diagnostics d;
-    parse_toml(text, "printed.toml", back, d);
-    if (!back.auth.key_file.empty()) back.auth.secret = cfg.auth.secret;  // as load() would read it
-    finalize(back, d);
-    if (d.has_errors() || !same_settings(cfg, back)) {
-        std::fprintf(stderr, "round trip failed\n--- printed:\n%s\n--- read back:\n%s\n--- messages:\n%s", text.c_str(),
-                     to_toml(back, true).c_str(), d.str().c_str());
+    Config back = read_back(text, cfg.auth.secret);
+    if (!same_settings(cfg, back)) {
+        std::fprintf(stderr, "round trip failed\n--- printed:\n%s\n--- read back:\n%s", text.c_str(), to_toml(back, true).c_str());
+        std::abort();
+    }
+    // A fixed point: the text printed from what was read back reads back to the same text.
+    std::string again = to_toml(back, true);
+    std::string third = to_toml(read_back(again, cfg.auth.secret), true);
+    if (again != third) {
+        std::fprintf(stderr, "printing is not stable\n--- once:\n%s\n--- twice:\n%s", again.c_str(), third.c_str());
         std::abort();
     }
 }
