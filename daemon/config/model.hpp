@@ -103,7 +103,7 @@ struct Mail {
     std::string relay = "localhost:25";  // SMTP relay: host[:port] or [IPv6][:port] (port 25 when absent)
     std::string from;                    // empty: duet@<node> (the sending node's name)
     bool starttls = true;                // use STARTTLS when the relay offers it
-    bool tls_verify = false;             // verify the relay's certificate (only with starttls)
+    bool tls_verify = false;             // verify the relay's certificate; then never send unencrypted
 };
 
 // One resource of a chain: "Filesystem::/dev/drbd0::/data::ext3" -> {Filesystem, [/dev/drbd0, /data, ext3]}.

@@ -290,6 +290,17 @@ TEST(ExampleConfig, LoadsWithItsKeyFile) {
     EXPECT_EQ(c.groups[0].name, "share");
     EXPECT_EQ(c.groups[0].resources.size(), 4u);
     EXPECT_EQ(c.groups[0].resources[3].str(), "MailTo::root::Duet share");
+    EXPECT_EQ(c.groups[0].resources[3].monitor, false);
+    EXPECT_EQ(c.groups[0].resources[1].params.at("options"), "noatime");
+    EXPECT_EQ(c.groups[0].resources[1].stop_timeout, std::chrono::seconds(120));
+    EXPECT_EQ(c.groups[0].resources[2].monitor_interval, std::chrono::seconds(30));
+    EXPECT_FALSE(c.groups[0].migration_threshold);
+    // The [resources], [policy] and [mail] sections show the defaults.
+    Config defaults = c;
+    defaults.resource_defaults = ResourceDefaults{};
+    defaults.policy = Policy{};
+    defaults.mail = Mail{};
+    EXPECT_TRUE(same_settings(defaults, c));
     EXPECT_EQ(c.auth.secret, "an example secret");
 }
 
