@@ -68,22 +68,33 @@ std::string to_string(const sockaddr* sa) {
     return "?";
 }
 
-// The interface's first address of `family` (or its IPv4 broadcast address).
+// The interface's first address of `family`, or its IPv4 broadcast address. An address configured
+// without one (`ip addr add A/24` without `brd +`) gets the subnet's: address | ~netmask.
 std::optional<Addr> interface_address(const std::string& ifname, int family, bool broadcast, uint16_t port) {
     ifaddrs* list = nullptr;
     if (getifaddrs(&list) != 0) return std::nullopt;
     std::optional<Addr> out;
     for (ifaddrs* i = list; i && !out; i = i->ifa_next) {
-        if (!i->ifa_name || ifname != i->ifa_name) continue;
-        const sockaddr* sa = broadcast ? ((i->ifa_flags & IFF_BROADCAST) ? i->ifa_broadaddr : nullptr) : i->ifa_addr;
-        if (!sa || sa->sa_family != family) continue;
+        if (!i->ifa_name || ifname != i->ifa_name || !i->ifa_addr || i->ifa_addr->sa_family != family) continue;
         Addr a;
         if (family == AF_INET) {
-            std::memcpy(&a.ss, sa, sizeof(sockaddr_in));
-            reinterpret_cast<sockaddr_in*>(&a.ss)->sin_port = htons(port);
+            std::memcpy(&a.ss, i->ifa_addr, sizeof(sockaddr_in));
+            auto* v4 = reinterpret_cast<sockaddr_in*>(&a.ss);
+            if (broadcast) {
+                if (!(i->ifa_flags & IFF_BROADCAST) || !i->ifa_netmask) continue;
+                const in_addr_t mask = reinterpret_cast<const sockaddr_in*>(i->ifa_netmask)->sin_addr.s_addr;
+                in_addr_t brd = v4->sin_addr.s_addr | ~mask;
+                const auto* given = reinterpret_cast<const sockaddr_in*>(i->ifa_broadaddr);
+                if (given && given->sin_family == AF_INET && given->sin_addr.s_addr != v4->sin_addr.s_addr &&
+                    given->sin_addr.s_addr != 0)
+                    brd = given->sin_addr.s_addr;
+                v4->sin_addr.s_addr = brd;
+            }
+            v4->sin_port = htons(port);
             a.len = sizeof(sockaddr_in);
         } else {
-            std::memcpy(&a.ss, sa, sizeof(sockaddr_in6));
+            if (broadcast) continue;
+            std::memcpy(&a.ss, i->ifa_addr, sizeof(sockaddr_in6));
             reinterpret_cast<sockaddr_in6*>(&a.ss)->sin6_port = htons(port);
             a.len = sizeof(sockaddr_in6);
         }
