@@ -300,6 +300,19 @@ smarthost = "x"
     EXPECT_TRUE(same_settings(q.cfg, Config{}));
 }
 
+TEST(Chain, TypoedTablesAreNamed) {
+    auto p = toml("[polcy]\n[resource]\nx = 1\n[mali]\n");
+    EXPECT_THAT(p.lines(), ElementsAre(Diag("duet.toml:1: error: polcy: ", "unknown key (did you mean 'policy'?)"),
+                                       Diag("duet.toml:2: error: resource: ", "unknown key (did you mean 'resources'?)"),
+                                       Diag("duet.toml:4: error: mali: ", "unknown key (did you mean 'mail'?)")));
+}
+
+TEST(Chain, ResourcesAreEitherAnArrayOrTables) {
+    // TOML itself refuses [[group.resources]] after resources = [...] in the same group.
+    auto p = toml(toml_base(std::string(kGroupHead) + "resources = [\"samba\"]\n[[group.resources]]\nagent = \"x\"\n"));
+    EXPECT_THAT(p.lines(), ElementsAre(Diag("duet.toml:11:", "error: TOML syntax: ")));
+}
+
 TEST(Chain, TimeoutsArePositiveAndAtMostADay) {
     auto p = toml_final(toml_base(R"([resources]
 start_timeout = 0
