@@ -100,6 +100,11 @@ check "stop on beta" agent beta stop ip=$VIP/24/eth0
 
 # --- arp_refresh: monitor re-announces when due, not before ------------------------------------
 check "start on alpha with arp_refresh=2" agent alpha start ip=$VIP/24/eth0 arp_refresh=2
+# start returns after the first announcement; the later rounds run detached: let them finish.
+announcing() { compgen -G "$tmp/rsc-alpha/*.announcer" > /dev/null; }
+done_announcing() { ! announcing; }
+check "the start's announcements run in the background" announcing
+check "and finish" wait_for 10 done_announcing
 lab exec client ip neigh replace "$VIP" lladdr 02:00:00:00:00:01 dev eth0 nud stale
 check "monitor right after start" agent alpha monitor ip=$VIP/24/eth0 arp_refresh=2
 check "no re-announcement before arp_refresh seconds ($(client_entry))" [ "$(client_mac)" = 02:00:00:00:00:01 ]
