@@ -77,6 +77,13 @@ node)
     esac
     if [[ $kind != none ]]; then
         binds+=("$dir/run" /run/duet "$dir/state" /var/lib/duet)
+        # Resource agents keep state in /run/resource-agents (HA_RSCTMP): the host's /run is
+        # shared by every node, so each node gets its own, emptied with run/ at a restart.
+        mkdir -p "$dir/run/resource-agents"
+        binds+=("$dir/run/resource-agents" /run/resource-agents)
+        # The configuration's own init scripts, if it ships any, are this node's /etc/init.d (a
+        # node is a server of its own: the host's init scripts are not its).
+        [[ -d $dir/etc/init.d ]] && binds+=("$dir/etc/init.d" /etc/init.d)
     fi
     for ((i = 0; i < ${#binds[@]}; i += 2)); do
         src=${binds[i]} dst=${binds[i + 1]}
