@@ -12,6 +12,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "daemon/cluster/manager.hpp"
 #include "daemon/config/model.hpp"
 #include "daemon/control/server.hpp"
 #include "daemon/heartbeat/service.hpp"
@@ -32,6 +33,7 @@ constexpr const char* kUsage = R"(usage: duetd [options]
       --node NAME      this node's name (default: uname -n)
       --socket PATH    control socket (overrides the configuration)
       --state-dir DIR  state directory (overrides the configuration)
+      --agents-dir DIR Duet's resource agents (default )" DUET_AGENTS_DIR R"()
       --check-config   validate, print the effective configuration, and exit (1 on errors)
   -v, --verbose        debug logging
       --version        print the version
@@ -40,7 +42,7 @@ constexpr const char* kUsage = R"(usage: duetd [options]
 
 struct Options {
     config::Source source;
-    std::optional<std::string> node, socket, state_dir;
+    std::optional<std::string> node, socket, state_dir, agents_dir;
     bool check = false;
     bool verbose = false;
 };
@@ -63,6 +65,7 @@ Options parse_args(int argc, char** argv) {
         else if (a == "--node") o.node = value(i);
         else if (a == "--socket") o.socket = value(i);
         else if (a == "--state-dir") o.state_dir = value(i);
+        else if (a == "--agents-dir") o.agents_dir = value(i);
         else if (a == "--check-config") o.check = true;
         else if (a == "-v" || a == "--verbose") o.verbose = true;
         else if (a == "--version") {
@@ -125,6 +128,29 @@ int check_config(const Options& o) {
     return 0;
 }
 
+// Where resource agents are looked for (docs/resources.md): Duet's own, OCF's, Heartbeat's
+// resource.d beside the configuration and in /etc/ha.d, then LSB init scripts.
+resources::SearchPath search_path(const Options& o) {
+    resources::SearchPath sp;
+    sp.duet_dir = o.agents_dir.value_or(DUET_AGENTS_DIR);
+    if (o.source.ha_dir) sp.heartbeat_dirs.push_back(*o.source.ha_dir + "/resource.d");
+    if (o.source.toml_path) {
+        auto dir = std::filesystem::path(*o.source.toml_path).parent_path();
+        sp.heartbeat_dirs.push_back((dir / "resource.d").string());
+    }
+    if (std::find(sp.heartbeat_dirs.begin(), sp.heartbeat_dirs.end(), "/etc/ha.d/resource.d") == sp.heartbeat_dirs.end())
+        sp.heartbeat_dirs.push_back("/etc/ha.d/resource.d");
+    return sp;
+}
+
+cluster::PeerLiveness liveness_of(membership::PeerState s) {
+    switch (s) {
+        case membership::PeerState::Up: return cluster::PeerLiveness::Up;
+        case membership::PeerState::Dead: return cluster::PeerLiveness::Dead;
+        default: return cluster::PeerLiveness::Unknown;
+    }
+}
+
 std::string timings_text(const config::Timings& t) {
     auto s = [](config::Millis m) { return std::to_string(m.count()) + "ms"; };
     return "keepalive " + s(t.keepalive) + ", warntime " + s(t.warntime) + ", deadtime " + s(t.deadtime) +
@@ -161,11 +187,39 @@ int run(const Options& opt) {
     auto notify_status = [](const std::string& s) { sd_notify(0, ("STATUS=" + s).c_str()); };
 
     std::unique_ptr<heartbeat::Service> hb;
+    std::unique_ptr<cluster::Manager> groups;
     hb = std::make_unique<heartbeat::Service>(
         io, cfg, heartbeat::Identity{self, peer, cfg.cluster, generation, cfg.auth.secret},
         [&](const Json& ev) {
             server.publish(ev);
-            if (hb) notify_status(hb->summary());
+            if (hb) {
+                notify_status(hb->summary());
+                if (groups) groups->on_peer(liveness_of(hb->membership().peer().state));
+            }
+        });
+    cluster::Manager::Hooks hooks;
+    hooks.event = [&](const Json& ev) { server.publish(ev); };
+    hooks.send_now = [&] {
+        if (hb) hb->send_now();
+    };
+    groups = std::make_unique<cluster::Manager>(io, cfg, self, peer, search_path(opt), hooks);
+    log::RateLimiter bad_report_log(60000);
+    hb->set_payload(
+        [&] {
+            return std::vector<proto::Tlv>{proto::Tlv{proto::kTlvClusterState, proto::encode(groups->report())}};
+        },
+        [&](const proto::Heartbeat& beat) {
+            for (const auto& t : beat.tlvs) {
+                if (t.type != proto::kTlvClusterState) continue;
+                std::string err;
+                if (auto st = proto::decode_cluster_state(t.value, err)) {
+                    groups->on_peer_report(*st, beat.generation, beat.sequence);
+                } else {
+                    uint64_t suppressed = 0;
+                    if (bad_report_log.allow(err, 0, suppressed))
+                        log::error("peer " + peer + " sent a cluster state this node cannot read: " + err);
+                }
+            }
         });
 
     const auto started = std::chrono::steady_clock::now();
@@ -183,10 +237,32 @@ int run(const Options& opt) {
                                           {"deadtime_ms", t.deadtime.count()},
                                           {"initdead_ms", t.initdead.count()}}},
                          {"nodes", hb->nodes_json()},
-                         {"rejected", hb->rejected_json()}});
+                         {"rejected", hb->rejected_json()},
+                         {"maintenance", groups->report().maintenance},
+                         {"groups", groups->groups_json()}});
+    });
+    auto scope_of = [](const Json& args) { return cluster::parse_scope(args.value("scope", std::string("all"))); };
+    server.handle("standby", [&](const Json& args, const control::Server::Reply& reply) {
+        auto sc = scope_of(args);
+        if (!sc) return reply(false, "scope must be all, local or foreign");
+        groups->standby(*sc, args.value("wait", true), reply);
+    });
+    server.handle("takeover", [&](const Json& args, const control::Server::Reply& reply) {
+        auto sc = scope_of(args);
+        if (!sc) return reply(false, "scope must be all, local or foreign");
+        groups->takeover(*sc, args.value("wait", true), reply);
+    });
+    server.handle("cleanup", [&](const Json& args, const control::Server::Reply& reply) {
+        if (!args.contains("group") || !args["group"].is_string()) return reply(false, "cleanup needs a group name");
+        groups->cleanup(args["group"].get<std::string>(), reply);
+    });
+    server.handle("maintenance", [&](const Json& args, const control::Server::Reply& reply) {
+        if (!args.contains("on") || !args["on"].is_boolean()) return reply(false, "maintenance needs on: true or false");
+        groups->maintenance(args["on"].get<bool>(), reply);
     });
 
     asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+    bool stopping = false;
     std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
         if (ec) return;
         if (sig == SIGHUP) {
@@ -210,10 +286,16 @@ int run(const Options& opt) {
             signals.async_wait(on_signal);
             return;
         }
-        log::notice(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": leaving the cluster");
+        if (stopping) return;
+        stopping = true;
+        log::notice(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                    ": releasing this node's groups, then leaving the cluster");
         sd_notify(0, "STOPPING=1");
-        hb->leave();
-        io.stop();
+        signals.async_wait(on_signal);
+        groups->shutdown([&] {
+            hb->leave();
+            io.stop();
+        });
     };
     signals.async_wait(on_signal);
 
@@ -230,6 +312,7 @@ int run(const Options& opt) {
     };
     if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) arm_watchdog();
 
+    groups->start();
     log::notice("duetd " DUET_VERSION " starting as node " + self + " (peer " + peer + "), cluster " + cfg.cluster +
                 ", generation " + std::to_string(generation) + ", " + timings_text(cfg.timings) + ", control socket " +
                 cfg.socket_path);

@@ -118,7 +118,7 @@ std::optional<ClusterState> decode_cluster_state(std::span<const uint8_t> bytes,
     if (!r.u8(flags) || (flags & ~1u)) return error = "bad flags", std::nullopt;
     s.maintenance = flags & 1;
     if (!r.u32(s.acked_request) || !r.u32(s.request.seq) || !r.u8(kind)) return error = "truncated", std::nullopt;
-    if (kind > static_cast<uint8_t>(RequestKind::Cleanup)) return error = "bad request kind", std::nullopt;
+    if (kind > static_cast<uint8_t>(RequestKind::Unstandby)) return error = "bad request kind", std::nullopt;
     s.request.kind = static_cast<RequestKind>(kind);
     if (!r.u8(n) || n > kMaxGroups) return error = "bad request group count", std::nullopt;
     for (uint8_t i = 0; i < n; ++i) {

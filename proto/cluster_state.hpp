@@ -41,7 +41,9 @@ struct GroupReport {
     bool operator==(const GroupReport&) const = default;
 };
 
-enum class RequestKind : uint8_t { None = 0, Standby = 1, Cleanup = 2 };
+// Standby: give these groups up (the sender runs `hactl takeover`). Unstandby: stop giving them up
+// (the sender runs `hactl standby`: the newest command wins). Cleanup: clear their failures.
+enum class RequestKind : uint8_t { None = 0, Standby = 1, Cleanup = 2, Unstandby = 3 };
 
 // A request to the peer, repeated in every heartbeat until the peer acknowledges its sequence.
 struct Request {

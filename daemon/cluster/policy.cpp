@@ -38,8 +38,12 @@ Placement placement(const GroupView& v) {
     const bool me_prefers = me_can && !v.my_standby;
     const bool peer_prefers = peer_can && !v.peer_standby;
     auto between_both = [&] {
-        const bool i_hold = holds(v.mine);
-        const bool they_hold = holds(v.theirs);
+        // Only a node that runs or starts the group holds it for this choice: one still probing
+        // (its duetd just restarted) or stopping a remnant does not take it from a peer that runs
+        // it. (For safety, decide() still waits until the peer no longer holds anything.)
+        auto keeps = [](GroupState s) { return s == GroupState::Running || s == GroupState::Starting; };
+        const bool i_hold = keeps(v.mine);
+        const bool they_hold = keeps(v.theirs);
         if (i_hold && !they_hold) return (v.auto_failback && !v.home_is_me) ? Placement::There : Placement::Here;
         if (they_hold && !i_hold) return (v.auto_failback && v.home_is_me) ? Placement::Here : Placement::There;
         return v.home_is_me ? Placement::Here : Placement::There;

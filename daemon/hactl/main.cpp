@@ -27,7 +27,15 @@ constexpr const char* kUsage = R"(usage: hactl [-s SOCKET] COMMAND
   status [--json] [--gaps]
                     nodes, heartbeat paths, timings, late heartbeats, rejected packets;
                     --gaps adds the histogram of intervals between the peer's heartbeats
-  events            stream events (peer up/late/dead, path up/down) as JSON lines
+  events            stream events (peer up/late/dead, path up/down, groups) as JSON lines
+  standby [all|local|foreign] [--no-wait]
+                    give this node's groups (all, those whose home is here, or the others)
+                    to the peer, as Heartbeat's hb_standby; waits and reports the outcome
+  takeover [all|local|foreign] [--no-wait]
+                    take groups over from the peer, as Heartbeat's hb_takeover
+  cleanup GROUP     clear GROUP's failures (and a blocked group's block) on both nodes
+  maintenance on|off
+                    stop / resume managing resources, leaving running ones untouched
   version           hactl's version
 The socket defaults to $DUET_SOCKET or /run/duet/duetd.sock.
 )";
@@ -156,6 +164,22 @@ void print_gaps(const Json& peer) {
     }
 }
 
+void print_groups(const Json& s) {
+    if (!s.contains("groups") || s["groups"].empty()) return;
+    std::cout << "\n" << pad("GROUP", 28) << pad("HOME", 10) << pad("RUNS ON", 10) << pad("STATE", 10) << "FAILURES\n";
+    for (const auto& g : s["groups"]) {
+        std::cout << pad(g.value("name", "?"), 28) << pad(g.value("home", "?"), 10)
+                  << pad(g["node"].is_null() ? "-" : g["node"].get<std::string>(), 10) << pad(g.value("state", "?"), 10)
+                  << g.value("failures", 0) << (g.value("standby", false) ? "  (standby here)" : "") << "\n";
+        for (const auto& r : g["resources"])
+            std::cout << "    " << pad(r.value("name", "?"), 52) << r.value("state", "?") << "\n";
+        if (g.contains("last_failure"))
+            std::cout << "    last failure " << g["last_failure"].value("time", "") << ": "
+                      << g["last_failure"].value("reason", "") << "\n";
+    }
+    if (s.value("maintenance", false)) std::cout << "Maintenance mode: resources are not managed on this node\n";
+}
+
 void print_status(const Json& s, bool gaps) {
     const auto& t = s["timings"];
     std::cout << "Cluster " << s.value("cluster", "?") << ", this node: " << s.value("node", "?") << " (generation "
@@ -209,6 +233,7 @@ void print_status(const Json& s, bool gaps) {
         std::cout << ")";
     }
     std::cout << "\n";
+    print_groups(s);
     if (gaps && peer) print_gaps(*peer);
 }
 
@@ -279,6 +304,52 @@ int main(int argc, char** argv) {
         }
         std::cerr << "hactl: duetd closed the event stream\n";
         return kNotRunning;
+    }
+    auto simple = [&](const std::string& command, Json args) -> int {
+        Client c(sock);
+        if (int rc = c.connect()) return rc;
+        Json result;
+        if (int rc = c.call(command, std::move(args), result)) return rc;
+        if (result.contains("groups") && result["groups"].is_array() && !result["groups"].empty()) {
+            for (const auto& g : result["groups"]) {
+                std::cout << g.value("name", "?") << ": ";
+                if (g.contains("node")) std::cout << (g["node"].is_null() ? "runs nowhere" : "runs on " + g["node"].get<std::string>());
+                else std::cout << g.value("state", "?");
+                std::cout << "\n";
+            }
+        } else if (result.contains("message")) {
+            std::cout << result["message"].get<std::string>() << "\n";
+        } else {
+            std::cout << result.dump() << "\n";
+        }
+        return kOk;
+    };
+    if (cmd == "standby" || cmd == "takeover") {
+        std::string scope = "all";
+        bool wait = true;
+        for (size_t i = 1; i < args.size(); ++i) {
+            if (args[i] == "--no-wait") wait = false;
+            else if (args[i] == "all" || args[i] == "local" || args[i] == "foreign") scope = args[i];
+            else {
+                std::cerr << "hactl: " << cmd << ": expected all, local, foreign or --no-wait, got " << args[i] << "\n";
+                return kUsageError;
+            }
+        }
+        return simple(cmd, Json{{"scope", scope}, {"wait", wait}});
+    }
+    if (cmd == "cleanup") {
+        if (args.size() != 2) {
+            std::cerr << "hactl: cleanup needs one group name (see hactl status)\n";
+            return kUsageError;
+        }
+        return simple(cmd, Json{{"group", args[1]}});
+    }
+    if (cmd == "maintenance") {
+        if (args.size() != 2 || (args[1] != "on" && args[1] != "off")) {
+            std::cerr << "hactl: maintenance on|off\n";
+            return kUsageError;
+        }
+        return simple(cmd, Json{{"on", args[1] == "on"}});
     }
     std::cerr << "hactl: unknown command '" << cmd << "'\n" << kUsage;
     return kUsageError;

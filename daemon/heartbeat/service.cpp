@@ -126,17 +126,7 @@ void Service::send_beats() {
     if (!leaving_ && lag > timings_.warntime)
         log::warning("duetd was not scheduled for " + ms_text(lag) + " (stopped, or starved of CPU?): heartbeats " +
                      "were not sent meanwhile; what arrived was read with its kernel arrival time");
-    proto::Heartbeat hb;
-    hb.cluster_id = cluster_id_;
-    hb.node = id_.self;
-    hb.generation = id_.generation;
-    hb.state = our_state();
-    hb.interval_ms = static_cast<uint32_t>(timings_.keepalive.count());
-    for (size_t i = 0; i < transport_.size(); ++i) {
-        hb.sequence = ++sequence_;  // one number per copy: see docs/protocol.md
-        auto bytes = proto::encode(hb, id_.key);
-        transport_.send(static_cast<int>(i), bytes);
-    }
+    send_one_round();
     if (leaving_) return;
     auto t = steady_clock::now();
     if (t - last_retry_ >= std::chrono::seconds(1)) {
@@ -144,6 +134,37 @@ void Service::send_beats() {
         last_retry_ = t;
     }
     schedule_send();
+}
+
+void Service::send_one_round() {
+    proto::Heartbeat hb;
+    hb.cluster_id = cluster_id_;
+    hb.node = id_.self;
+    hb.generation = id_.generation;
+    hb.state = our_state();
+    hb.interval_ms = static_cast<uint32_t>(timings_.keepalive.count());
+    if (provide_) hb.tlvs = provide_();
+    for (size_t i = 0; i < transport_.size(); ++i) {
+        hb.sequence = ++sequence_;  // one number per copy: see docs/protocol.md
+        auto bytes = proto::encode(hb, id_.key);
+        transport_.send(static_cast<int>(i), bytes);
+    }
+}
+
+void Service::send_now() {
+    // Coalesced: several changes in one turn of the event loop make one extra round.
+    if (send_now_posted_ || leaving_) return;
+    send_now_posted_ = true;
+    asio::post(io_, [this] {
+        send_now_posted_ = false;
+        if (!leaving_) send_one_round();
+    });
+}
+
+void Service::set_payload(std::function<std::vector<proto::Tlv>()> provide,
+                          std::function<void(const proto::Heartbeat&)> receive) {
+    provide_ = std::move(provide);
+    receive_ = std::move(receive);
 }
 
 void Service::schedule_send() {
@@ -229,6 +250,7 @@ void Service::on_packet(int path, std::span<const uint8_t> bytes, const std::str
     if (at < last_fed_) at = last_fed_;
     last_fed_ = at;
     handle(membership_.on_heartbeat(path, at, hb.generation, static_cast<uint8_t>(hb.state)));
+    if (receive_) receive_(hb);
     if (hb.state == proto::NodeState::Leaving && membership_.peer().reported_state == static_cast<uint8_t>(hb.state))
         log::notice("peer " + id_.peer + " says it is shutting down");
     schedule_deadline();
@@ -294,7 +316,7 @@ void Service::leave() {
     leaving_ = true;
     send_timer_.cancel();
     deadline_timer_.cancel();
-    send_beats();
+    send_one_round();
 }
 
 void Service::set_timings(const config::Timings& t) {

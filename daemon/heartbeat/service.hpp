@@ -38,6 +38,12 @@ public:
 
     // Tells the peer we are leaving (one heartbeat in state Leaving on every path) and stops sending.
     void leave();
+    // Our heartbeats carry the TLVs `provide` returns; `receive` gets every accepted heartbeat of
+    // the peer (after membership has seen it).
+    void set_payload(std::function<std::vector<proto::Tlv>()> provide,
+                     std::function<void(const proto::Heartbeat&)> receive);
+    // Sends a heartbeat on every path now, besides the regular ones (our state changed).
+    void send_now();
     void set_timings(const config::Timings& t);
 
     nlohmann::json nodes_json() const;     // the status "nodes" list (both nodes)
@@ -49,6 +55,7 @@ private:
     static membership::Time now();
     void schedule_send();
     void send_beats();
+    void send_one_round();
     void schedule_deadline();
     void on_deadline();
     void on_packet(int path, std::span<const uint8_t> bytes, const std::string& source,
@@ -74,6 +81,9 @@ private:
     uint64_t sequence_ = 0;
     membership::Time last_fed_{0};  // the latest time given to membership
     bool leaving_ = false;
+    bool send_now_posted_ = false;
+    std::function<std::vector<proto::Tlv>()> provide_;
+    std::function<void(const proto::Heartbeat&)> receive_;
     std::map<std::string, uint64_t> rejected_;
     log::RateLimiter reject_log_{10000};
 };

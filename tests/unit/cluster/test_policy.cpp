@@ -78,6 +78,19 @@ TEST(Policy, HolderKeepsItWithoutAutoFailback) {
     EXPECT_EQ(decide(holder), Decision::Nothing);
 }
 
+TEST(Policy, APeerThatIsProbingDoesNotTakeItAway) {
+    // beta runs the group; alpha (its home) restarted and is probing: beta keeps it.
+    auto holder = up(false, GroupState::Running, GroupState::Probing);
+    EXPECT_EQ(placement(holder), Placement::Here);
+    EXPECT_EQ(decide(holder), Decision::Nothing);
+    // Nor one stopping a remnant it found after a restart.
+    auto holder2 = up(false, GroupState::Running, GroupState::Stopping);
+    EXPECT_EQ(decide(holder2), Decision::Nothing);
+    // And the probing home, once it finds nothing running, does not claim it back.
+    auto home = up(true, GroupState::Stopped, GroupState::Running);
+    EXPECT_EQ(decide(home), Decision::Nothing);
+}
+
 TEST(Policy, AutoFailbackMovesItHome) {
     auto home = up(true, GroupState::Stopped, GroupState::Running);
     home.auto_failback = true;

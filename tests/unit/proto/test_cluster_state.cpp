@@ -80,7 +80,7 @@ TEST(ClusterState, RejectsBadFields) {
     EXPECT_NE(err.find("version 2"), std::string::npos);
     EXPECT_FALSE(with(1, 2));  // unknown flag bit
     EXPECT_EQ(err, "bad flags");
-    EXPECT_FALSE(with(10, 3));  // request kind
+    EXPECT_FALSE(with(10, 4));  // request kind
     EXPECT_EQ(err, "bad request kind");
     auto trailing = good;
     trailing.push_back(0);
