@@ -234,8 +234,21 @@ bool valid_interface(std::string_view s) {
     return !s.empty() && s.size() <= 15 && s != "." && s != ".." && all_of_chars(s, "_.-");
 }
 
-bool valid_agent(std::string_view s) {
+namespace {
+bool valid_agent_word(std::string_view s) {
     return !s.empty() && s.size() <= 255 && (is_alnum(s[0]) || s[0] == '_') && all_of_chars(s, "_.+-");
+}
+}  // namespace
+
+// An agent name, or an explicit OCF agent `ocf:PROVIDER:TYPE`.
+bool valid_agent(std::string_view s) {
+    if (s.rfind("ocf:", 0) == 0) {
+        auto rest = s.substr(4);
+        auto colon = rest.find(':');
+        return colon != std::string_view::npos && valid_agent_word(rest.substr(0, colon)) &&
+               valid_agent_word(rest.substr(colon + 1));
+    }
+    return valid_agent_word(s);
 }
 
 bool absolute_path(std::string_view s) {

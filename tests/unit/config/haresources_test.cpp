@@ -113,6 +113,17 @@ TEST(Haresources, BadAgentNames) {
                                        Diag("haresources:3: error: IP$addr::1: ", "got 'IP$addr'")));
 }
 
+TEST(Haresources, ExplicitOcfAgents) {
+    auto p = haresources("serv1 ocf:heartbeat:IPaddr2::198.51.100.20 ocf:duet:Filesystem::/dev/sdb1::/data\n"
+                         "serv2 ocf:heartbeat::x\nserv2 ocf:a:b:c\n");
+    ASSERT_GE(p.cfg.groups.size(), 1u);
+    EXPECT_EQ(p.cfg.groups[0].resources[0].agent, "ocf:heartbeat:IPaddr2");
+    EXPECT_THAT(p.cfg.groups[0].resources[0].args, ElementsAre("198.51.100.20"));
+    EXPECT_EQ(p.cfg.groups[0].resources[1].agent, "ocf:duet:Filesystem");
+    EXPECT_THAT(p.lines(), ElementsAre(Diag("haresources:2: error: ocf:heartbeat::x: ", "expected an agent name"),
+                                       Diag("haresources:3: error: ocf:a:b:c: ", "expected an agent name")));
+}
+
 TEST(Haresources, BadAddresses) {
     auto p = haresources("serv1 198.51.100.300\n"
                          "serv1 198.51.100.20/33\n"
