@@ -194,7 +194,10 @@ int run(const Options& opt) {
             server.publish(ev);
             if (hb) {
                 notify_status(hb->summary());
-                if (groups) groups->on_peer(liveness_of(hb->membership().peer().state));
+                // The groups react to the peer's state once its event is out (path events of the
+                // same instant come first and must not trigger a takeover before peer_dead is told).
+                const auto type = ev.value("type", std::string());
+                if (groups && type.rfind("peer_", 0) == 0) groups->on_peer(liveness_of(hb->membership().peer().state));
             }
         });
     cluster::Manager::Hooks hooks;

@@ -5,6 +5,7 @@
 
 #include <ctime>
 
+#include "daemon/util/clock.hpp"
 #include "daemon/util/log.hpp"
 
 namespace duet::cluster {
@@ -16,16 +17,6 @@ using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
 namespace {
-
-std::string now_text() {
-    auto now = std::chrono::system_clock::now();
-    auto secs = std::chrono::system_clock::to_time_t(now);
-    struct tm tm {};
-    gmtime_r(&secs, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 // OCF_RESOURCE_INSTANCE: the resource's text with everything but [A-Za-z0-9._-] made '_'.
 std::string instance_of(const config::Resource& r) {
@@ -105,7 +96,7 @@ Manager::Manager(asio::io_context& io, const config::Config& cfg, std::string se
             if (!a) {
                 log::error("group " + gc.name + ": " + err);
                 g->last_failure = err;
-                g->last_failure_time = now_text();
+                g->last_failure_time = util::utc_now();
             } else {
                 log::info("group " + gc.name + ": " + r.str() + " -> " + a->str());
             }
@@ -161,7 +152,7 @@ void Manager::set_state(Group& g, GroupState s, const std::string& why) {
 }
 
 void Manager::emit(const Group& g, const std::string& type, Json extra) {
-    Json e{{"type", type}, {"group", g.cfg.name}, {"node", self_}, {"time", now_text()}};
+    Json e{{"type", type}, {"group", g.cfg.name}, {"node", self_}, {"time", util::utc_now()}};
     for (auto& [k, v] : extra.items()) e[k] = v;
     if (hooks_.event) hooks_.event(e);
 }
@@ -378,7 +369,7 @@ void Manager::run_chain(Group& g, std::optional<Step> step) {
                     } else {
                         grp.res_state[s.resource] = "failed";
                         grp.last_failure = std::string(to_string(s.act)) + " of " + rr.str() + ": " + res.summary();
-                        grp.last_failure_time = now_text();
+                        grp.last_failure_time = util::utc_now();
                         log::error("group " + grp.cfg.name + ": " + grp.last_failure);
                     }
                     run_chain(grp, grp.chain.on_result(res.rc));
@@ -509,7 +500,7 @@ void Manager::on_monitor(Group& g, size_t i) {
                     grp.res_state[i] = res.rc == 7 ? "stopped" : "failed";
                     ++grp.failures;
                     grp.last_failure = "monitor of " + rr.str() + ": " + res.summary();
-                    grp.last_failure_time = now_text();
+                    grp.last_failure_time = util::utc_now();
                     const int threshold = grp.cfg.migration_threshold.value_or(cfg_.policy.migration_threshold);
                     emit(grp, "resource_failed",
                          Json{{"resource", rr.str()}, {"reason", res.summary()}, {"failures", grp.failures},

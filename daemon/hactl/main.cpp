@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -166,13 +167,15 @@ void print_gaps(const Json& peer) {
 
 void print_groups(const Json& s) {
     if (!s.contains("groups") || s["groups"].empty()) return;
-    std::cout << "\n" << pad("GROUP", 28) << pad("HOME", 10) << pad("RUNS ON", 10) << pad("STATE", 10) << "FAILURES\n";
+    size_t w = 8;
+    for (const auto& g : s["groups"]) w = std::max(w, g.value("name", "?").size() + 2);
+    std::cout << "\n" << pad("GROUP", w) << pad("HOME", 10) << pad("RUNS ON", 10) << pad("STATE", 10) << "FAILURES\n";
     for (const auto& g : s["groups"]) {
-        std::cout << pad(g.value("name", "?"), 28) << pad(g.value("home", "?"), 10)
+        std::cout << pad(g.value("name", "?"), w) << pad(g.value("home", "?"), 10)
                   << pad(g["node"].is_null() ? "-" : g["node"].get<std::string>(), 10) << pad(g.value("state", "?"), 10)
                   << g.value("failures", 0) << (g.value("standby", false) ? "  (standby here)" : "") << "\n";
         for (const auto& r : g["resources"])
-            std::cout << "    " << pad(r.value("name", "?"), 52) << r.value("state", "?") << "\n";
+            std::cout << "  - " << pad(r.value("name", "?"), w + 18) << r.value("state", "?") << "\n";
         if (g.contains("last_failure"))
             std::cout << "    last failure " << g["last_failure"].value("time", "") << ": "
                       << g["last_failure"].value("reason", "") << "\n";

@@ -1,6 +1,8 @@
 #include "daemon/heartbeat/service.hpp"
 
 #include <ctime>
+
+#include "daemon/util/clock.hpp"
 #include <stdexcept>
 
 namespace duet::heartbeat {
@@ -27,18 +29,6 @@ membership::Settings settings_of(const config::Timings& t, const std::vector<con
     s.initdead = t.initdead;
     for (const auto& p : paths) s.paths.push_back(p.name());
     return s;
-}
-
-std::string wall_clock() {
-    auto now = std::chrono::system_clock::now();
-    auto secs = std::chrono::system_clock::to_time_t(now);
-    auto ms = std::chrono::duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-    struct tm tm {};
-    gmtime_r(&secs, &tm);
-    char buf[40];
-    size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms));
-    return buf;
 }
 
 std::string ms_text(milliseconds d) { return std::to_string(d.count()) + " ms"; }
@@ -260,7 +250,7 @@ void Service::handle(const std::vector<membership::Event>& events) {
     using K = membership::Event::Kind;
     const auto& t = timings_;
     for (const auto& e : events) {
-        Json j{{"type", event_type(e.kind)}, {"time", wall_clock()}, {"node", id_.peer}};
+        Json j{{"type", event_type(e.kind)}, {"time", util::utc_now()}, {"node", id_.peer}};
         std::string path = e.path >= 0 ? transport_.path(e.path).name() : "";
         if (!path.empty()) j["path"] = path;
         switch (e.kind) {
