@@ -325,6 +325,24 @@ milliseconds Manager::operation_budget(const Group& g) const {
     return total;
 }
 
+// What every agent action of a group gets besides its convention's variables: the group, the
+// nodes, the event, and the [mail] settings (MailTo uses them for parameters left unset).
+std::map<std::string, std::string> Manager::agent_env(const Group& g, const std::string& event) const {
+    std::string resources_text;
+    for (const auto& x : g.cfg.resources) resources_text += (resources_text.empty() ? "" : "\n") + x.str();
+    return {
+        {"DUET_GROUP", g.cfg.name},
+        {"DUET_GROUP_RESOURCES", resources_text},
+        {"DUET_NODE", self_},
+        {"DUET_PEER", peer_},
+        {"DUET_EVENT", event},
+        {"DUET_MAIL_RELAY", cfg_.mail.relay},
+        {"DUET_MAIL_FROM", cfg_.mail.from.empty() ? "duet@" + self_ : cfg_.mail.from},
+        {"DUET_MAIL_STARTTLS", cfg_.mail.starttls ? "1" : "0"},
+        {"DUET_MAIL_TLS_VERIFY", cfg_.mail.tls_verify ? "1" : "0"},
+    };
+}
+
 void Manager::run_chain(Group& g, std::optional<Step> step) {
     if (!step) {
         g.step.reset();
@@ -343,19 +361,7 @@ void Manager::run_chain(Group& g, std::optional<Step> step) {
     milliseconds timeout = step->act == Act::Start  ? r.start_timeout.value_or(d.start_timeout)
                            : step->act == Act::Stop ? r.stop_timeout.value_or(d.stop_timeout)
                                                     : r.monitor_timeout.value_or(d.monitor_timeout);
-    std::string resources_text;
-    for (const auto& x : g.cfg.resources) resources_text += (resources_text.empty() ? "" : "\n") + x.str();
-    std::map<std::string, std::string> env{
-        {"DUET_GROUP", g.cfg.name},
-        {"DUET_GROUP_RESOURCES", resources_text},
-        {"DUET_NODE", self_},
-        {"DUET_PEER", peer_},
-        {"DUET_EVENT", g.op == Op::Probe ? "probe" : to_string(step->act)},
-        {"DUET_MAIL_RELAY", cfg_.mail.relay},
-        {"DUET_MAIL_FROM", cfg_.mail.from.empty() ? "duet@" + self_ : cfg_.mail.from},
-        {"DUET_MAIL_STARTTLS", cfg_.mail.starttls ? "1" : "0"},
-        {"DUET_MAIL_TLS_VERIFY", cfg_.mail.tls_verify ? "1" : "0"},
-    };
+    auto env = agent_env(g, g.op == Op::Probe ? "probe" : to_string(step->act));
     if (step->act != Act::Monitor)
         log::info("group " + g.cfg.name + ": " + to_string(step->act) + " " + r.str());
     runner_.run(*agent, action_of(step->act), timeout, instance_of(r), env,
@@ -389,9 +395,8 @@ void Manager::on_chain_done(Group& g) {
         // The alert by mail, through the group's own MailTo resources.
         for (size_t i = 0; i < g.agents.size(); ++i) {
             if (!g.agents[i] || g.agents[i]->type != "MailTo") continue;
-            std::map<std::string, std::string> env{{"DUET_GROUP", g.cfg.name}, {"DUET_NODE", self_},
-                                                   {"DUET_EVENT", "blocked"}, {"DUET_REASON", g.last_failure},
-                                                   {"DUET_MAIL_RELAY", cfg_.mail.relay}};
+            auto env = agent_env(g, "blocked");
+            env["DUET_REASON"] = g.last_failure;
             runner_.run(*g.agents[i], resources::Action::Start, std::chrono::seconds(30),
                         instance_of(g.cfg.resources[i]), env, [](resources::Result) {});
         }
@@ -479,7 +484,7 @@ void Manager::on_monitor(Group& g, size_t i) {
     const auto& r = g.cfg.resources[i];
     g.monitor_running = true;
     runner_.run(*g.agents[i], resources::Action::Monitor, r.monitor_timeout.value_or(cfg_.resource_defaults.monitor_timeout),
-                instance_of(r), {{"DUET_GROUP", g.cfg.name}, {"DUET_NODE", self_}, {"DUET_EVENT", "monitor"}},
+                instance_of(r), agent_env(g, "monitor"),
                 [this, gp = &g, i](resources::Result res) {
                     Group& grp = *gp;
                     grp.monitor_running = false;

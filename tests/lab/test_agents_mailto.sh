@@ -133,8 +133,19 @@ check "stop again: success" agent alpha stop "${PLAIN[@]}"
 check "no mail for a stop on a stopped resource" no_mail "$tmp/box"
 check "start on beta" agent beta start "${PLAIN[@]}"
 check "one mail: 'Duet share: group share acquired by beta'" eval 'one_mail "$tmp/box" && [ "$(header Subject)" = "Duet share: group share acquired by beta" ]'
+check "duetd's blocked alert on a started resource: start with DUET_EVENT=blocked" \
+  lab exec beta env HA_RSCTMP="$tmp/rsc-beta" OCF_RESOURCE_INSTANCE=alert DUET_GROUP=share DUET_EVENT=blocked \
+  DUET_REASON="stop of echosvc: generic error" "${PLAIN[@]/#/OCF_RESKEY_}" "$AGENT" start 2>> "$tmp/agent.log"
+check "one mail: 'Duet share: group share BLOCKED on beta'" eval 'one_mail "$tmp/box" && [ "$(header Subject)" = "Duet share: group share BLOCKED on beta" ]'
+check "  it gives the reason and the command to run" eval 'body_has "Reason: stop of echosvc: generic error" && body_has "    hactl cleanup share"'
+check "  and the resource is still started" agent beta monitor "${PLAIN[@]}"
 check "stop on beta" agent beta stop "${PLAIN[@]}"
 check "one mail: released by beta" eval 'one_mail "$tmp/box" && [ "$(header Subject)" = "Duet share: group share released by beta" ]'
+check "[mail] from and starttls = false from duetd's environment" lab exec alpha env HA_RSCTMP="$tmp/rsc-alpha" \
+  OCF_RESOURCE_INSTANCE=alert2 DUET_MAIL_FROM=cluster@example.org DUET_MAIL_STARTTLS=0 "${PLAIN[@]/#/OCF_RESKEY_}" "$AGENT" start 2>> "$tmp/agent.log"
+check "one mail from cluster@example.org" eval 'one_mail "$tmp/box" && [ "$(header From)" = "cluster@example.org" ]'
+lab exec alpha env HA_RSCTMP="$tmp/rsc-alpha" OCF_RESOURCE_INSTANCE=alert2 "${PLAIN[@]/#/OCF_RESKEY_}" "$AGENT" stop 2> /dev/null
+new_mails "$tmp/box" > /dev/null
 check "relay from DUET_MAIL_RELAY, non-ASCII subject" lab exec alpha env HA_RSCTMP="$tmp/rsc-alpha" \
   DUET_MAIL_RELAY=$RELAY:2525 OCF_RESKEY_email=root "OCF_RESKEY_subject=Partage été" "$AGENT" start 2>> "$tmp/agent.log"
 check "one mail: 'Partage été: resources acquired by alpha'" eval 'one_mail "$tmp/box" && [ "$(header Subject)" = "Partage été: resources acquired by alpha" ]'
