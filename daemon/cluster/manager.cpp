@@ -48,7 +48,8 @@ std::optional<Scope> parse_scope(const std::string& s) {
 enum class Op { None, Probe, Start, Release, Restart, FailOver, Shutdown };
 
 struct Manager::Group {
-    Group(const config::Group& c, int stop_retries) : cfg(c), chain(c.resources.size(), stop_retries) {}
+    Group(const config::Group& c, int stop_retries, asio::io_context& io)
+        : cfg(c), chain(c.resources.size(), stop_retries), expiry(io) {}
     const config::Group& cfg;
     std::vector<std::optional<resources::Agent>> agents;
     Chain chain;
@@ -68,6 +69,7 @@ struct Manager::Group {
     std::vector<std::unique_ptr<asio::steady_timer>> monitors;
     bool monitor_running = false;
     bool reprobe = false;  // probe again when the current operation ends (cleanup of a blocked group)
+    asio::steady_timer expiry;  // [policy] failure_timeout: forgets failures after that long
 };
 
 struct Manager::Waiter {
@@ -88,7 +90,7 @@ Manager::Manager(asio::io_context& io, const config::Config& cfg, std::string se
         };
     }
     for (const auto& gc : cfg_.groups) {
-        auto g = std::make_unique<Group>(gc, cfg_.policy.stop_retries);
+        auto g = std::make_unique<Group>(gc, cfg_.policy.stop_retries, io_);
         g->res_state.assign(gc.resources.size(), "unknown");
         for (const auto& r : gc.resources) {
             std::string err;
@@ -440,6 +442,7 @@ void Manager::on_chain_done(Group& g) {
                 log::error("group " + g.cfg.name + ": start failed here (" + g.last_failure +
                            "); what had started was stopped again");
                 set_state(g, GroupState::Failed, g.last_failure);
+                note_failure(g);
             }
             break;
         case Op::Release:
@@ -460,6 +463,25 @@ void Manager::on_chain_done(Group& g) {
         return;
     }
     evaluate();
+}
+
+// A failure was counted or the group failed here: with [policy] failure_timeout, it is forgotten
+// after that long without a new one (the group may then run here again), as if cleaned up.
+void Manager::note_failure(Group& g) {
+    const auto timeout = cfg_.policy.failure_timeout;
+    if (timeout.count() <= 0) return;
+    g.expiry.expires_after(timeout);
+    g.expiry.async_wait([this, gp = &g, timeout](const boost::system::error_code& ec) {
+        if (ec) return;
+        Group& grp = *gp;
+        if (grp.failures == 0 && grp.state != GroupState::Failed) return;
+        log::notice("group " + grp.cfg.name + ": no failure for " + std::to_string(timeout.count()) +
+                    " ms (failure_timeout): failures forgotten");
+        grp.failures = 0;
+        if (grp.state == GroupState::Failed) set_state(grp, GroupState::Stopped, "failure_timeout");
+        changed();
+        evaluate();
+    });
 }
 
 void Manager::arm_monitors(Group& g) {
@@ -504,6 +526,7 @@ void Manager::on_monitor(Group& g, size_t i) {
                     }
                     grp.res_state[i] = res.rc == 7 ? "stopped" : "failed";
                     ++grp.failures;
+                    note_failure(grp);
                     grp.last_failure = "monitor of " + rr.str() + ": " + res.summary();
                     grp.last_failure_time = util::utc_now();
                     const int threshold = grp.cfg.migration_threshold.value_or(cfg_.policy.migration_threshold);

@@ -79,6 +79,7 @@ private:
     std::map<std::string, std::string> agent_env(const Group& g, const std::string& event) const;
     void on_chain_done(Group& g);
     void arm_monitors(Group& g);
+    void note_failure(Group& g);
     void cancel_monitors(Group& g);
     void on_monitor(Group& g, size_t resource);
     void apply_request(const proto::Request& r);

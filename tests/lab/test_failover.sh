@@ -74,7 +74,7 @@ lab cut alpha
 check "cut alpha: group 1 answers from beta" wait_for 10 answers_from $IP1 beta
 lab heal alpha
 check "heal: group 1 runs on one node only, its home" wait_for 10 runs_on beta "$G1" alpha
-check "  and beta stopped its copy" wait_for 10 bash -c "[ \"\$(DUET_LAB=$DUET_LAB $LAB exec beta ip -4 addr show dev eth0 | grep -c '$IP1/')\" = 0 ]"
+check "  and beta stopped its copy" wait_for 10 bash -c "[ \"\$(DUET_LAB=$DUET_LAB $LAB exec beta ip -4 addr show dev eth0 2>/dev/null | grep -c '$IP1/')\" = 0 ]"
 check "  the client reaches it on alpha" wait_for 10 answers_from $IP1 alpha
 
 # The active node frozen: the peer takes over; on thaw the home node keeps it, beta stops.
@@ -103,7 +103,7 @@ lab hactl alpha takeover local > "$tmp/tk.out" 2>&1
 check "a failing start makes takeover report failure" [ $? -ne 0 ]
 check "start failure: group 1 failed on alpha, runs on beta" wait_for 10 runs_on alpha "$G1" beta
 check "  the last failure says why" bash -c "DUET_LAB=$DUET_LAB $LAB hactl alpha status --json | grep -q 'refusing to start (test marker)'"
-check "  nothing of it left on alpha (the IP was removed again)" bash -c "[ \"\$(DUET_LAB=$DUET_LAB $LAB exec alpha ip -4 addr show dev eth0 | grep -c '$IP1/')\" = 0 ]"
+check "  nothing of it left on alpha (the IP was removed again)" bash -c "[ \"\$(DUET_LAB=$DUET_LAB $LAB exec alpha ip -4 addr show dev eth0 2>/dev/null | grep -c '$IP1/')\" = 0 ]"
 lab exec alpha rm -f /var/lib/duet/echosvc.fail-start
 lab hactl alpha cleanup "$G1" > /dev/null
 lab hactl alpha takeover local > /dev/null 2>&1
@@ -127,11 +127,24 @@ lab exec alpha touch /var/lib/duet/echosvc.fail-stop
 lab hactl alpha standby local > /dev/null 2>&1
 check "stop failure: group 1 blocked on alpha" wait_for 15 group_state alpha "$G1" blocked
 sleep 1
-check "  beta did not start it" [ "$(lab exec beta ip -4 addr show dev eth0 | grep -c "$IP1/")" = 0 ]
+check "  beta did not start it" [ "$(lab exec beta ip -4 addr show dev eth0 2>/dev/null | grep -c "$IP1/")" = 0 ]
 check "  beta reports it blocked too" [ "$(group beta "$G1" "['state']")" = blocked ]
 check "  an alert event and log line" grep -q "BLOCKED" "$(lab log alpha)"
 lab exec alpha rm -f /var/lib/duet/echosvc.fail-stop
 lab hactl alpha cleanup "$G1" > /dev/null
-check "cleanup re-probes: running on alpha again" wait_for 10 runs_on beta "$G1" alpha
+# alpha is still in standby (the switchover that hit the failing stop): after the cleanup re-probe
+# finds the group running there, it completes the switchover to beta.
+check "cleanup re-probes; alpha, in standby, completes the switchover to beta" wait_for 10 runs_on alpha "$G1" beta
+check "  nothing of it left on alpha" wait_for 10 bash -c "[ \"\$(DUET_LAB=$DUET_LAB $LAB exec alpha ip -4 addr show dev eth0 2>/dev/null | grep -c '$IP1/')\" = 0 ]"
+lab hactl alpha takeover local > /dev/null 2>&1
+check "takeover: back on alpha" wait_for 10 runs_on beta "$G1" alpha
+
+# failure_timeout (8 s in this config): a failure is forgotten after that long without another.
+lab exec alpha kill "$(svc_pid)"
+failures_are() { [ "$(group alpha "$G1" "['failures']")" = "$1" ]; }
+check "one monitor failure counted" wait_for 10 failures_are 1
+check "  and restarted in place" wait_for 10 answers_from $IP1 alpha
+check "failure_timeout: forgotten after 8 s" wait_for 15 failures_are 0
+check "  the log says so" grep -q "failures forgotten" "$(lab log alpha)"
 
 finish
