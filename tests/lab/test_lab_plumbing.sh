@@ -257,10 +257,10 @@ mapfile -t n2 < <(lab2 nodes)
 check_eq "ha.cf lab has two nodes" 2 "${#n2[@]}"
 if ((${#n2[@]} == 2)); then
     log2=$(lab2 log "${n2[0]}")
-    check "duetd started with --ha-dir and DUETD_ARGS" grep -q -- "--ha-dir /etc/ha.d --state-dir /var/lib/duet --socket /run/duet/duetd.sock -v\$" "$log2"
+    check "duetd started with --ha-dir and DUETD_ARGS" grep -q -- "--ha-dir /etc/ha.d --state-dir /var/lib/duet --socket /run/duet/duetd.sock --agents-dir [^ ]* -v\$" "$log2"
     lab2 kill "${n2[0]}" duetd
     lab2 start "${n2[0]}" duetd
-    check_eq "start keeps the DUETD_ARGS of up" 2 "$(grep -c -- '--socket /run/duet/duetd.sock -v$' "$log2")"
+    check_eq "start keeps the DUETD_ARGS of up" 2 "$(grep -c -- '--agents-dir [^ ]* -v$' "$log2")"
     check "${n2[0]} sees ha.cf at /etc/ha.d" cmp "$TMP/hacf/ha.cf" <(lab2 exec "${n2[0]}" cat /etc/ha.d/ha.cf)
     check_eq "authkeys copy is 0600" 600 "$(lab2 exec "${n2[1]}" stat -c %a /etc/ha.d/authkeys)"
     check_eq "hostname ${n2[1]}" "${n2[1]}" "$(lab2 exec "${n2[1]}" uname -n)"
