@@ -192,6 +192,7 @@ void Manager::on_peer_report(const proto::ClusterState& s, uint64_t generation, 
     report_seq_ = sequence;
     peer_known_ = true;
     peer_maintenance_ = s.maintenance;
+    peer_acked_ = s.acked_request;
     if (s.acked_request >= request_.seq) request_ = proto::Request{request_.seq, proto::RequestKind::None, {}};
     for (auto& g : groups_) g->peer_seen = false;
     for (const auto& r : s.groups) {
@@ -574,6 +575,7 @@ std::vector<Manager::Group*> Manager::in_scope(Scope scope) {
 }
 
 void Manager::standby(Scope scope, bool wait, Reply reply) {
+    if (maintenance_) return reply(false, "maintenance mode is on: nothing is moved (hactl maintenance off first)");
     auto set = in_scope(scope);
     if (set.empty()) return reply(true, Json{{"groups", Json::array()}, {"message", "no group in that scope"}});
     std::vector<std::string> names;
@@ -587,7 +589,11 @@ void Manager::standby(Scope scope, bool wait, Reply reply) {
     log::notice("standby: giving up " + std::to_string(set.size()) + " group(s) to " + peer_);
     changed();
     evaluate();
-    auto settled = [this, set] {
+    const uint32_t request = request_.seq;
+    auto settled = [this, set, request] {
+        // The peer first applies the request sent with this command (its own standby for these
+        // groups ends), else the groups could look settled on a state the command is changing.
+        if (liveness_ == PeerLiveness::Up && peer_acked_ < request) return false;
         for (auto* g : set) {
             if (g->chain.busy() || g->state == GroupState::Claiming || g->state == GroupState::Probing) return false;
             const bool there = peer_known_ && g->theirs.state == GroupState::Running;
@@ -611,22 +617,28 @@ void Manager::standby(Scope scope, bool wait, Reply reply) {
         return std::pair<bool, Json>{true, r};
     };
     if (!wait) return reply(true, Json{{"groups", Json::array()}, {"message", "standby requested"}});
+    wait_for(set, settled, result, std::move(reply), "timed out waiting for the groups to move");
+}
+
+// Replies once `done` holds (checked after every change), or with `timeout_message` after the
+// time the groups' operations may take at most.
+void Manager::wait_for(const std::vector<Group*>& set, std::function<bool()> done,
+                       std::function<std::pair<bool, Json>()> result, Reply reply, std::string timeout_message) {
     auto w = std::make_unique<Waiter>(io_);
-    w->done = settled;
-    w->result = result;
+    w->done = std::move(done);
+    w->result = std::move(result);
     w->reply = std::move(reply);
-    milliseconds budget{0};
+    milliseconds budget = cfg_.timings.deadtime;
     for (auto* g : set) budget += operation_budget(*g);
-    budget += cfg_.timings.deadtime;
     w->timer.expires_after(budget);
     Waiter* wp = w.get();
-    w->timer.async_wait([this, wp](const boost::system::error_code& ec) {
+    w->timer.async_wait([this, wp, msg = std::move(timeout_message)](const boost::system::error_code& ec) {
         if (ec) return;
         for (size_t i = 0; i < waiters_.size(); ++i) {
             if (waiters_[i].get() != wp) continue;
             auto reply = std::move(wp->reply);
             waiters_.erase(waiters_.begin() + static_cast<long>(i));
-            reply(false, "timed out waiting for the groups to move");
+            reply(false, msg);
             return;
         }
     });
@@ -635,6 +647,7 @@ void Manager::standby(Scope scope, bool wait, Reply reply) {
 }
 
 void Manager::takeover(Scope scope, bool wait, Reply reply) {
+    if (maintenance_) return reply(false, "maintenance mode is on: nothing is moved (hactl maintenance off first)");
     auto set = in_scope(scope);
     if (set.empty()) return reply(true, Json{{"groups", Json::array()}, {"message", "no group in that scope"}});
     std::vector<std::string> names;
@@ -651,15 +664,14 @@ void Manager::takeover(Scope scope, bool wait, Reply reply) {
     changed();
     evaluate();
     if (!wait) return reply(true, Json{{"groups", Json::array()}, {"message", "takeover requested"}});
-    auto w = std::make_unique<Waiter>(io_);
-    w->done = [this, set] {
+    auto done = [set] {
         for (auto* g : set)
             if (g->state != GroupState::Running && g->state != GroupState::Failed && g->state != GroupState::Blocked &&
                 !(g->theirs.state == GroupState::Blocked))
                 return false;
         return true;
     };
-    w->result = [this, set] {
+    auto result = [set] {
         Json groups = Json::array();
         bool ok = true;
         for (auto* g : set) {
@@ -669,24 +681,7 @@ void Manager::takeover(Scope scope, bool wait, Reply reply) {
         if (!ok) return std::pair<bool, Json>{false, Json("takeover: not every group runs here: " + groups.dump())};
         return std::pair<bool, Json>{true, Json{{"groups", groups}}};
     };
-    w->reply = std::move(reply);
-    milliseconds budget{0};
-    for (auto* g : set) budget += operation_budget(*g);
-    budget += cfg_.timings.deadtime;
-    w->timer.expires_after(budget);
-    Waiter* wp = w.get();
-    w->timer.async_wait([this, wp](const boost::system::error_code& ec) {
-        if (ec) return;
-        for (size_t i = 0; i < waiters_.size(); ++i) {
-            if (waiters_[i].get() != wp) continue;
-            auto reply = std::move(wp->reply);
-            waiters_.erase(waiters_.begin() + static_cast<long>(i));
-            reply(false, "timed out waiting for the groups to start here");
-            return;
-        }
-    });
-    waiters_.push_back(std::move(w));
-    check_waiters();
+    wait_for(set, done, result, std::move(reply), "timed out waiting for the groups to start here");
 }
 
 bool Manager::cleanup_here(const std::string& name) {
@@ -729,7 +724,8 @@ void Manager::cleanup(const std::string& name, Reply reply) {
 }
 
 void Manager::maintenance(bool on, Reply reply) {
-    if (on == maintenance_) return reply(true, Json{{"maintenance", on}});
+    if (on == maintenance_)
+        return reply(true, Json{{"maintenance", on}, {"message", std::string("maintenance mode is already ") + (on ? "on" : "off")}});
     maintenance_ = on;
     log::notice(on ? "maintenance mode on: resources are left as they are and not monitored"
                    : "maintenance mode off: probing every group, then managing again");
@@ -739,13 +735,14 @@ void Manager::maintenance(bool on, Reply reply) {
         for (auto& g : groups_) {
             if (g->chain.busy()) continue;
             g->op = Op::Probe;
-            g->state = GroupState::Probing;
+            set_state(*g, GroupState::Probing, "maintenance off");
             run_chain(*g, g->chain.probe());
         }
     }
     changed();
     evaluate();
-    reply(true, Json{{"maintenance", on}});
+    reply(true, Json{{"maintenance", on}, {"message", on ? "maintenance mode on: resources are left as they are"
+                                                          : "maintenance mode off: probing and managing again"}});
 }
 
 void Manager::shutdown(std::function<void()> done) {

@@ -85,6 +85,8 @@ private:
     void apply_request(const proto::Request& r);
     bool cleanup_here(const std::string& group);
     void check_waiters();
+    void wait_for(const std::vector<Group*>& set, std::function<bool()> done,
+                  std::function<std::pair<bool, Json>()> result, Reply reply, std::string timeout_message);
     void emit(const Group& g, const std::string& type, Json extra = Json::object());
     void changed();
     std::vector<Group*> in_scope(Scope scope);
@@ -102,6 +104,7 @@ private:
     uint64_t report_gen_ = 0, report_seq_ = 0;
     uint32_t next_claim_ = 0;
     uint32_t acked_request_ = 0;
+    uint32_t peer_acked_ = 0;  // the highest of our requests the peer has applied
     uint64_t last_peer_generation_ = 0;  // the generation acked_request_ refers to
     proto::Request request_;  // our pending request to the peer
     bool maintenance_ = false;
