@@ -390,6 +390,17 @@ void Manager::on_chain_done(Group& g) {
     g.op = Op::None;
     const Outcome o = g.chain.outcome();
     if (o == Outcome::Blocked) {
+        auto on_fail = g.cfg.on_stop_failure.value_or(cfg_.policy.on_stop_failure);
+        if (on_fail == config::Policy::OnStopFailure::Reboot) {
+            // Heartbeat's way: a reboot stops everything for sure. The group is NOT reported
+            // blocked (the peer would then never start it): the peer sees this node die and takes
+            // the group over after deadtime.
+            log::error("group " + g.cfg.name + ": " + g.last_failure +
+                       "; on_stop_failure = reboot: rebooting this node now so that " + peer_ + " can take over");
+            emit(g, "alert", Json{{"reason", "stop failed: rebooting"}, {"detail", g.last_failure}});
+            asio::post(io_, hooks_.reboot);
+            return;
+        }
         log::error("group " + g.cfg.name + ": BLOCKED: " + g.last_failure +
                    ". Its resources may still run here; it will not be started anywhere until `hactl cleanup " +
                    g.cfg.name + "` after you have checked them");
@@ -402,11 +413,6 @@ void Manager::on_chain_done(Group& g) {
             env["DUET_REASON"] = g.last_failure;
             runner_.run(*g.agents[i], resources::Action::Start, std::chrono::seconds(30),
                         instance_of(g.cfg.resources[i]), env, [](resources::Result) {});
-        }
-        auto on_fail = g.cfg.on_stop_failure.value_or(cfg_.policy.on_stop_failure);
-        if (on_fail == config::Policy::OnStopFailure::Reboot) {
-            log::error("group " + g.cfg.name + ": on_stop_failure = reboot: rebooting this node now");
-            asio::post(io_, hooks_.reboot);
         }
         evaluate();
         return;
