@@ -60,3 +60,22 @@ print(json.dumps(v) if not isinstance(v, str) else v)
 
 # is NODE EXPR VALUE: true when jq_node prints VALUE.
 is() { [ "$(jq_node "$1" "$2" 2>/dev/null)" = "$3" ]; }
+
+# lab_up_minimal NAME: brings up a lab whose cluster runs only membership (one mcast path on
+# eth0, no resources): for tests of agents and tools that need two nodes and a client.
+lab_up_minimal() {
+  local conf=$tmp/conf
+  mkdir -p "$conf"
+  cat > "$conf/duet.toml" <<TOML
+cluster = "$1"
+nodes = ["alpha", "beta"]
+[auth]
+key = "lab-$1-key"
+[[path]]
+type = "mcast"
+interface = "eth0"
+group = "239.0.0.10"
+TOML
+  lab up "$conf" > "$tmp/up.log" 2>&1 || { cat "$tmp/up.log"; no "lab up"; finish; exit 1; }
+  ok "lab up"
+}

@@ -17,21 +17,7 @@ cleanup() {
 trap cleanup EXIT
 
 AGENT=$ROOT/agents/Filesystem
-conf=$tmp/conf
-mkdir -p "$conf"
-cat > "$conf/duet.toml" <<'TOML'
-cluster = "agents-filesystem"
-nodes = ["alpha", "beta"]
-[auth]
-key = "lab-agents-filesystem-key"
-[[path]]
-type = "mcast"
-interface = "eth0"
-group = "239.0.0.10"
-TOML
-
-lab up "$conf" > "$tmp/up.log" 2>&1 || { cat "$tmp/up.log"; no "lab up"; finish; exit 1; }
-ok "lab up"
+lab_up_minimal agents-filesystem
 
 truncate -s 64M "$tmp/disk.img"
 loopdev=$(losetup --find --show "$tmp/disk.img") || { no "losetup"; finish; exit 1; }

@@ -12,21 +12,7 @@ trap lab_cleanup EXIT
 
 AGENT=$ROOT/agents/IPaddr
 VIP=198.51.100.20
-conf=$tmp/conf
-mkdir -p "$conf"
-cat > "$conf/duet.toml" <<'TOML'
-cluster = "agents-ipaddr"
-nodes = ["alpha", "beta"]
-[auth]
-key = "lab-agents-ipaddr-key"
-[[path]]
-type = "mcast"
-interface = "eth0"
-group = "239.0.0.10"
-TOML
-
-lab up "$conf" > "$tmp/up.log" 2>&1 || { cat "$tmp/up.log"; no "lab up"; finish; exit 1; }
-ok "lab up"
+lab_up_minimal agents-ipaddr
 
 # agent NODE ACTION [NAME=VALUE...]: runs the agent on NODE with OCF_RESKEY_NAME=VALUE; its
 # stderr goes to $tmp/agent.log (appended) and $tmp/last.log; returns its exit status.

@@ -15,21 +15,7 @@ trap lab_cleanup EXIT  # also stops the SMTP servers (bg_pids)
 AGENT=$ROOT/agents/MailTo
 PY=/usr/bin/python3
 RELAY=198.51.100.100
-conf=$tmp/conf
-mkdir -p "$conf"
-cat > "$conf/duet.toml" <<'TOML'
-cluster = "agents-mailto"
-nodes = ["alpha", "beta"]
-[auth]
-key = "lab-agents-mailto-key"
-[[path]]
-type = "mcast"
-interface = "eth0"
-group = "239.0.0.10"
-TOML
-
-lab up "$conf" > "$tmp/up.log" 2>&1 || { cat "$tmp/up.log"; no "lab up"; finish; exit 1; }
-ok "lab up"
+lab_up_minimal agents-mailto
 
 # SMTP servers on the client: plain on 2525, STARTTLS required on 2526 (self-signed certificate
 # for 198.51.100.100), and on 2527 a listener that accepts connections and never says a word.
