@@ -259,6 +259,7 @@ fo_run() {
       else
         echo "bench: $sys ${ka}/${dt} ms $fault #$i: beta never answered" >&2
         echo "- $fault #$i: beta never answered" >> "$tmp/fo.$sys.$dt.failed"
+        fo_incomplete+=" $sys@$ka/$dt:$fault#$i"
       fi
       "${sys}_restore" "$fault" || echo "bench: $sys $fault #$i: restore step failed" >&2
       fo_settle "$sys" || { echo "bench: $sys: not stable after $fault #$i; giving up this timing" >&2; fo_down "$sys"; return 1; }
@@ -308,11 +309,12 @@ PY
 
 # ---- the run --------------------------------------------------------------------------------------
 fo_timings=("2000 3000 5000 10000" "100 300 500 3000")
+fo_incomplete=""
 for timing in "${fo_timings[@]}"; do
   for sys in $systems; do
     set -- $timing
     echo "bench: failover, $sys, keepalive $1 ms, warntime $2 ms, deadtime $3 ms, initdead $4 ms, $trials trials per fault" >&2
-    fo_run "$sys" "$1" "$2" "$3" "$4" || echo "bench: $sys at $1/$3 ms: incomplete" >&2
+    fo_run "$sys" "$1" "$2" "$3" "$4" || { echo "bench: $sys at $1/$3 ms: incomplete" >&2; fo_incomplete+=" $sys@$1/$3"; }
   done
 done
 
@@ -354,5 +356,7 @@ for timing in "${fo_timings[@]}"; do
 done
 echo '```'
 } > "$report"
+[ -z "$fo_incomplete" ] || echo "Incomplete:$fo_incomplete (see the raw outages)" >> "$report"
 cat "$report"
 echo "bench: saved $report" >&2
+[ -z "$fo_incomplete" ]
