@@ -10,8 +10,9 @@
 #       PID 1 of one node (started by scripts/lab inside the node's network namespace, in fresh
 #       PID, mount and UTS namespaces). Records its host PID in NODEDIR/init.pid, sets the hostname,
 #       mounts the node's own /proc and its private directories (KIND: toml -> NODEDIR/etc on
-#       /etc/duet, hacf -> on /etc/ha.d, none -> no configuration), touches NODEDIR/init.ready,
-#       then reaps every orphan of the node forever: it never exits on its own.
+#       /etc/duet, hacf -> on /etc/ha.d, none -> no configuration), and when NODEDIR/disks lists
+#       disks, a private /dev holding /dev/lab/<disk>; touches NODEDIR/init.ready, then reaps
+#       every orphan of the node forever: it never exits on its own.
 #   lab-init.sh run PIDFILE INITPID CMD...
 #       Runs inside a node's PID namespace but still in the host's mount namespace: records its own
 #       host PID in PIDFILE, then enters the node's mount, UTS and network namespaces and execs CMD,
@@ -54,6 +55,46 @@ reap_forever() {
 
 die() { echo "lab-init: $*" >&2; exit 1; }
 
+# private_dev NODEDIR: the node's disks at /dev/lab/<name>, in this node only.
+#
+# /dev is the host's devtmpfs, one file system shared by every mount namespace: a directory made
+# there, even only as a mount point, would show on the host and on the other node. So the node's
+# /dev becomes an overlay: the host's devtmpfs as its lower layer, so every device stays there and
+# new ones appear (a loop device the node sets up later), and a tmpfs of the node's own as its
+# upper layer, holding /dev/lab and anything the node itself creates in /dev (a replicated
+# device's link such as /dev/drbd0), as on a server of its own. NODEDIR/disks has one line per
+# disk: "NAME MAJOR MINOR LOOP".
+# Known limit (overlayfs caches a failed lookup): a name looked up in the node's /dev before the
+# device existed stays missing in that node. Create devices before looking for them, as
+# `losetup --find` does (the kernel creates /dev/loopN before the ioctl returns).
+private_dev() {
+    local dir=$1 layer=$1/dev-layer name major minor loop m
+    local -a subs
+    mkdir -p "$layer"
+    # Mounted in this node's (private) mount namespace only; on the host it stays an empty directory.
+    mount -t tmpfs -o mode=0755,size=1m,nosuid lab-dev "$layer"
+    mkdir -m 0755 "$layer/upper" "$layer/work" "$layer/root"
+    mkdir -m 0755 "$layer/upper/lab"
+    while read -r name major minor loop; do
+        [[ $name =~ ^disk[0-9]+$ && $major =~ ^[0-9]+$ && $minor =~ ^[0-9]+$ ]] ||
+            die "$dir/disks: cannot read '$name $major $minor $loop' (expected: diskN MAJOR MINOR loopN)"
+        # root:disk 0660, as udev makes a disk's node.
+        mknod -m 0660 "$layer/upper/lab/$name" b "$major" "$minor"
+        chgrp disk "$layer/upper/lab/$name" 2>/dev/null || true
+    done < "$dir/disks"
+    mount -t overlay lab-dev -o "lowerdir=/dev,upperdir=$layer/upper,workdir=$layer/work" "$layer/root" ||
+        die "cannot mount an overlay over /dev (lower /dev, upper $layer/upper): the node's disks need overlayfs"
+    # The overlay shows the devtmpfs alone: the file systems mounted on /dev/pts, /dev/shm, ... are
+    # bound again on top of it (each with what is mounted under it).
+    mapfile -t subs < <(findmnt -rn -o TARGET -R /dev | grep -E '^/dev/[^/]+$' | sort -u)
+    for m in "${subs[@]}"; do
+        mount --rbind "$m" "$layer/root/${m#/dev/}"
+    done
+    mount --move "$layer/root" /dev
+    # The overlay holds its layers by itself: the staging mount is not needed any more.
+    umount "$layer" 2>/dev/null || umount -l "$layer"
+}
+
 mode=${1:-}
 case $mode in
 keeper)
@@ -92,9 +133,13 @@ node)
         [[ -d $dst ]] || mkdir -p "$dst"
         mount --bind "$src" "$dst"
     done
-    : > "$dir/init.ready"
     mounts=""
     for ((i = 0; i < ${#binds[@]}; i += 2)); do mounts+=" ${binds[i + 1]}"; done
+    if [[ -s $dir/disks ]]; then
+        private_dev "$dir"
+        mounts+=" /dev (private, with /dev/lab:$(cut -d' ' -f1 "$dir/disks" | sed 's/^/ /' | tr -d '\n'))"
+    fi
+    : > "$dir/init.ready"
     echo "lab-init: node $name ready: hostname, /proc$mounts"
     reap_forever
     ;;
