@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Plumbing test of scripts/lab: namespaces, addresses, links, hostnames, private directories,
-# faults (cut/heal, freeze/thaw, kill/restart, kill duetd/start), two labs side by side, cleanup
-# (also after `up` was killed midway). Needs root and a built duetd (${DUET_BUILD:-build}).
+# faults (cut/heal, freeze/thaw, kill/restart, kill duetd/start), two labs side by side, each
+# node's own disks (--disk), cleanup (also after a failed `up`, after `up` was killed midway, and
+# with a disk still mounted in a node's namespace kept by an outside process). Needs root and a
+# built duetd (${DUET_BUILD:-build}).
 # Last line: "N passed, N failed"; exit status non-zero when anything failed.
 set -euo pipefail
 
@@ -59,14 +61,23 @@ fi
 
 # Unique lab ids and temp dir for this run; everything is removed in the trap, also on failure.
 SUFFIX=$(printf '%04x' $((SRANDOM & 0xffff)))
-ID1=tp$SUFFIX ID2=tq$SUFFIX ID3=tr$SUFFIX
+ID1=tp$SUFFIX ID2=tq$SUFFIX ID3=tr$SUFFIX ID4=ts$SUFFIX ID5=tt$SUFFIX
 TMP=$(mktemp -d /tmp/duet-labtest.XXXXXX)
+HOLDER=""   # a process this test starts in a node's mount namespace, from outside the lab
 cleanup() {
-    local id
-    for id in "$ID1" "$ID2" "$ID3"; do
+    local id f
+    if [[ -n $HOLDER ]]; then kill -KILL "$HOLDER" 2>/dev/null; wait "$HOLDER" 2>/dev/null; fi
+    for id in "$ID1" "$ID2" "$ID3" "$ID4" "$ID5"; do
         DUET_LAB=$id "$LAB" down >/dev/null 2>&1 || true
+        # Should `down` have left a loop device of ours (a failure the checks report), detach it.
+        for f in /sys/block/loop*/loop/backing_file; do
+            if [[ $(cat "$f" 2>/dev/null) == "$LAB_ROOT/$id/disks/$id-"* ]]; then
+                f=${f#/sys/block/}
+                losetup -d "/dev/${f%%/*}" 2>/dev/null
+            fi
+        done
     done
-    rm -rf -- "$TMP"
+    rm -rf --one-file-system -- "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -95,6 +106,9 @@ alive() {   # PID: exists and is not a zombie
 none_alive() { local p; for p in "$@"; do ! alive "$p" || return 1; done; }
 all_stopped() { local p st; for p in "$@"; do st=$(sed 's/.*) //' "/proc/$p/stat" | cut -d' ' -f1); [[ $st == T ]] || return 1; done; }
 none_stopped() { local p st; for p in "$@"; do st=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1); [[ $st != T ]] || return 1; done; }
+lab_loops() {   # ID: the `losetup -a` lines of lab ID's disks (their files carry its id)
+    losetup -a | grep -F "$LAB_ROOT/$1/disks/$1-" || true
+}
 host_lab_links() {  # names in the host namespace that the lab would use
     ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print $2}' |
         grep -E "^(br0|br1|n[12]e[01]|ce0)\$|^($ID1|$ID2|$ID3)" || true
@@ -196,6 +210,9 @@ D1=$LAB_ROOT/$ID1/nodes
 check "duetd runs on alpha" alive "$(cut -d' ' -f1 "$D1/alpha/duetd.pid")"
 check "duetd runs on bravo" alive "$(cut -d' ' -f1 "$D1/bravo/duetd.pid")"
 check_eq "log alpha" "$D1/alpha/log/duetd.log" "$(lab1 log alpha)"
+check_not "a lab without --disk: no /dev/lab on alpha" lab1 exec alpha test -e /dev/lab
+check_eq "a lab without --disk: alpha's /dev is the host's devtmpfs" devtmpfs "$(lab1 exec alpha findmnt -n -o FSTYPE /dev)"
+check_eq "a lab without --disk: no loop device" "" "$(lab_loops "$ID1")"
 
 echo "# cut / heal"
 # Reachability after heal/restart is polled: an ARP resolution that was in flight during the cut
@@ -289,8 +306,84 @@ if [[ -z $(ip netns list) ]]; then   # other labs may run beside this test
     check_not "down: no /run/netns bind mount left once no namespace is left" mountpoint -q /run/netns
 fi
 
+echo "# disks: a lab ($ID4) with --disk 256M --disks 2"
+lab4() { DUET_LAB=$ID4 "$LAB" "$@"; }
+DISK_BYTES=$((256 << 20))
+check_not "up --disk 12X is refused" env DUET_LAB="$ID4" "$LAB" up "$TMP/toml" --disk 12X
+check_not "up --disks without --disk is refused" env DUET_LAB="$ID4" "$LAB" up "$TMP/toml" --disks 2
+check_not "a refused up leaves no state directory" test -e "$LAB_ROOT/$ID4"
+if lab4 up "$TMP/toml" --disk 256M --disks 2 >"$TMP/up4.out" 2>&1; then ok "up --disk 256M --disks 2"; else not_ok "up --disk 256M --disks 2: $(cat "$TMP/up4.out")"; fi
+for node in alpha bravo; do
+    for disk in disk0 disk1; do
+        check "$node: /dev/lab/$disk is a block device" lab4 exec "$node" test -b "/dev/lab/$disk"
+        check_eq "$node: /dev/lab/$disk is 256M" "$DISK_BYTES" "$(lab4 exec "$node" blockdev --getsize64 "/dev/lab/$disk" 2>&1)"
+    done
+done
+check "alpha's and bravo's disk0 are different devices" \
+    test "$(lab4 exec alpha stat -c %t:%T /dev/lab/disk0)" != "$(lab4 exec bravo stat -c %t:%T /dev/lab/disk0)"
+check_not "the host has no /dev/lab" test -e /dev/lab
+check_eq "four loop devices, each over a file named after the lab" 4 "$(lab_loops "$ID4" | grep -c "/$ID4-\(alpha\|bravo\)-disk[01]\.img)")"
+check_eq "direct I/O on every loop device of the lab" "1 1 1 1" \
+    "$(for f in "$LAB_ROOT/$ID4"/disks/*.img; do losetup -n -O DIO -j "$f" | tr -d ' '; done | paste -sd' ')"
+check_eq "the disk files are sparse (nothing allocated yet)" 0 "$(du -c -B1 "$LAB_ROOT/$ID4"/disks/*.img | tail -n 1 | cut -f1)"
+# A pattern written on alpha's disk0 is on alpha's disk0 only.
+head -c $((1 << 20)) /dev/urandom > "$TMP/pattern"
+head -c $((1 << 20)) /dev/zero > "$TMP/zeros"
+read_mib4() { lab4 exec "$1" dd if="$2" bs=1M skip=4 count=1 iflag=direct status=none; }  # NODE DEV: MiB 4
+check "write a pattern on alpha's disk0 (direct I/O)" lab4 exec alpha dd if="$TMP/pattern" of=/dev/lab/disk0 bs=1M seek=4 oflag=direct status=none
+check "alpha reads its pattern back" cmp "$TMP/pattern" <(read_mib4 alpha /dev/lab/disk0)
+check "bravo's disk0 does not hold it (zeros)" cmp "$TMP/zeros" <(read_mib4 bravo /dev/lab/disk0)
+check "alpha's disk1 does not hold it (zeros)" cmp "$TMP/zeros" <(read_mib4 alpha /dev/lab/disk1)
+# ext4 on alpha's disk0, mounted in alpha only (the mount point is a host directory).
+MNT=$TMP/mnt
+mkdir -p "$MNT"
+check "mkfs.ext4 on alpha's disk0" lab4 exec alpha mkfs.ext4 -q -F /dev/lab/disk0
+check "mount it in alpha" lab4 exec alpha mount /dev/lab/disk0 "$MNT"
+check "write a file on it in alpha" lab4 exec alpha sh -c "cp '$TMP/pattern' '$MNT/file' && sync"
+check "alpha reads the file back" cmp "$TMP/pattern" <(lab4 exec alpha cat "$MNT/file")
+check_not "the host does not see alpha's mount" mountpoint -q "$MNT"
+check_not "the host does not see the file" test -e "$MNT/file"
+check_not "bravo does not see the file" lab4 exec bravo test -e "$MNT/file"
+check "status: alpha's disk0, its loop device, size and mount point" \
+    sh -c "DUET_LAB=$ID4 '$LAB' status | grep -Eq '^alpha +/dev/lab/disk0 +/dev/loop[0-9]+ +256M +[^ ]+ +$MNT\$'"
+check "status: bravo's disk1" sh -c "DUET_LAB=$ID4 '$LAB' status | grep -Eq '^bravo +/dev/lab/disk1 +/dev/loop[0-9]+ +256M +[^ ]+ +-\$'"
+# Anything a node makes in its /dev stays in that node, as on a server of its own.
+check "alpha makes a link in its /dev" lab4 exec alpha ln -s lab/disk0 "/dev/duet-labtest-$ID4"
+check_not "the host does not see alpha's /dev link" test -L "/dev/duet-labtest-$ID4"
+check_not "bravo does not see alpha's /dev link" lab4 exec bravo test -L "/dev/duet-labtest-$ID4"
+# A power loss does not lose the disk.
+lab4 kill alpha
+check_eq "kill alpha: its loop devices stay" 2 "$(lab_loops "$ID4" | grep -c "/$ID4-alpha-disk")"
+if lab4 restart alpha >"$TMP/restart4.out" 2>&1; then ok "restart alpha"; else not_ok "restart alpha: $(cat "$TMP/restart4.out")"; fi
+check "restart alpha: /dev/lab/disk0 is back" lab4 exec alpha test -b /dev/lab/disk0
+check "restart alpha: mount it again" lab4 exec alpha mount /dev/lab/disk0 "$MNT"
+check "restart alpha: the file survived" cmp "$TMP/pattern" <(lab4 exec alpha cat "$MNT/file")
+# down while a process outside the lab keeps alpha's mount namespace, so ext4 is still mounted there.
+init4=$(cut -d' ' -f1 "$LAB_ROOT/$ID4/nodes/alpha/init.pid")
+nsenter --target "$init4" --mount sleep 1000 </dev/null >/dev/null 2>&1 &
+HOLDER=$!
+holder_in_alpha() { [[ $(readlink "/proc/$HOLDER/ns/mnt") == "$(readlink "/proc/$init4/ns/mnt")" ]]; }
+check "a process outside the lab holds alpha's mount namespace" eventually 10 holder_in_alpha
+if lab4 down 2>"$TMP/down4.err"; then ok "down with a disk mounted in a namespace kept from outside"; else not_ok "down with a disk mounted in a namespace kept from outside: $(cat "$TMP/down4.err")"; fi
+check "down says it unmounted the lingering mount" grep -q "still mounted at $MNT in the mount namespace of PID $HOLDER .*unmounted it" "$TMP/down4.err"
+check_eq "down: no loop device of the lab left" "" "$(lab_loops "$ID4")"
+check_not "down: the lab's state (and disk files) removed" test -e "$LAB_ROOT/$ID4"
+check "the outside process still runs (not ours to kill)" alive "$HOLDER"
+kill -KILL "$HOLDER"
+wait "$HOLDER" 2>/dev/null || true
+HOLDER=""
+check_not "the host still has no /dev/lab" test -e /dev/lab
+
+echo "# disks: a failed up ($ID5) removes them"
+mkdir -p "$TMP/badbuild/daemon"
+printf '#!/bin/sh\necho "test duetd: refusing to start" >&2\nexit 1\n' > "$TMP/badbuild/daemon/duetd"
+chmod +x "$TMP/badbuild/daemon/duetd"
+check_not "up with a duetd that exits at start fails" env DUET_LAB="$ID5" DUET_BUILD="$TMP/badbuild" "$LAB" up "$TMP/toml" --disk 64M
+check_eq "failed up: no loop device of the lab left" "" "$(lab_loops "$ID5")"
+check_not "failed up: no state directory left" test -e "$LAB_ROOT/$ID5"
+
 echo "# up killed midway, then down"
-DUET_LAB=$ID3 "$LAB" up "$TMP/toml" >/dev/null 2>&1 &
+DUET_LAB=$ID3 "$LAB" up "$TMP/toml" --disk 64M >/dev/null 2>&1 &
 up_pid=$!
 eventually 20 test -e "/run/netns/$ID3-bravo" || true
 kill -KILL "$up_pid" 2>/dev/null || true
@@ -298,6 +391,7 @@ wait "$up_pid" 2>/dev/null || true
 check "down after a killed up" env DUET_LAB="$ID3" "$LAB" down
 check_eq "killed up: no namespace left" "" "$(ip netns list | grep -E "^$ID3-" || true)"
 check_not "killed up: no state directory left" test -e "$LAB_ROOT/$ID3"
+check_eq "killed up: no loop device of the lab left" "" "$(lab_loops "$ID3")"
 check_eq "killed up: no process of the lab left" "" \
     "$(for p in /proc/[0-9]*; do tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q "$LAB_ROOT/$ID3" && alive "${p#/proc/}" && echo "${p#/proc/}"; done || true)"
 
