@@ -87,6 +87,8 @@ public:
         policy();
         mail();
         groups();
+        replicas();
+        replica_resources();
         local_paths();
     }
 
@@ -622,6 +624,229 @@ private:
                                     f.origin.str() + ": two groups cannot share " +
                                     (id.kind == "address" ? "an address" : "a mount point") +
                                     " (the one would take it from the other)");
+            }
+        }
+    }
+
+    // ---- replicas ([replica.NAME] or drbd.conf resources)
+
+    // A replica setting's origin (its key names the directive), else the replica's own.
+    static Origin replica_option(const Replica& r, const std::string& field) {
+        auto it = r.key_origins.find(field);
+        return it != r.key_origins.end() ? it->second : r.origin;
+    }
+
+    static Origin node_option(const ReplicaNode& n, const std::string& field) {
+        auto it = n.key_origins.find(field);
+        return it != n.key_origins.end() ? it->second : n.origin;
+    }
+
+    // duet.toml names tables "[replica.r0]"; drbd.conf names statements ("resource r0", "on serv1").
+    static bool from_toml(const Origin& o) { return !o.key.empty() && o.key[0] == '['; }
+
+    static bool valid_replica_name(std::string_view s) {
+        return !s.empty() && s.size() <= 64 && s[0] != '.' && s[0] != '-' &&
+               std::all_of(s.begin(), s.end(), [](char c) {
+                   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+                          c == '-';
+               });
+    }
+
+    void replica_node(Replica& r, ReplicaNode& n) {
+        bool toml = from_toml(n.origin);
+        if (n.address.empty()) {
+            if (!n.key_origins.count("address"))
+                diag_.error(n.origin, n.origin.key,
+                            "no address for " + n.node + ": expected " +
+                                (toml ? std::string("address = \"198.51.100.1:7788\"") : std::string("`address 198.51.100.1:7788;`")));
+        } else {
+            Origin o = node_option(n, "address");
+            IpFamily fam = ip_family(n.address);
+            if (fam == IpFamily::None)
+                diag_.error(o, o.key,
+                            "expected an IP address, got " + quote(n.address) +
+                                " (Duet does not resolve host names: DNS may be down exactly when failover matters)");
+            else if (is_multicast(n.address) || canonical_ip(n.address) == "0.0.0.0" || canonical_ip(n.address) == "::")
+                diag_.error(o, o.key, quote(n.address) + " is not the address of a node (multicast or unspecified)");
+            if (n.port == 0) diag_.error(o, o.key, "expected a TCP port from 1 to 65535, got 0");
+        }
+        if (n.disk.empty()) {
+            if (!n.key_origins.count("disk"))
+                diag_.error(n.origin, n.origin.key,
+                            "no backing disk for " + n.node + ": expected " +
+                                (toml ? std::string("disk = \"/dev/...\"")
+                                      : std::string("`disk /dev/...;` in this on section or in the resource")));
+        } else if (!absolute_path(n.disk)) {
+            Origin o = node_option(n, "disk");
+            diag_.error(o, o.key, "expected the absolute path of the backing disk, got " + quote(n.disk));
+        }
+        bool own_meta = !n.meta_disk.empty();  // else the replica's, checked with it
+        if (!own_meta) n.meta_disk = r.meta_disk;
+        Origin mo = own_meta ? node_option(n, "meta_disk") : replica_option(r, "meta_disk");
+        if (own_meta && n.meta_disk != "internal" && !absolute_path(n.meta_disk))
+            diag_.error(mo, mo.key, "expected internal or the absolute path of a metadata device, got " + quote(n.meta_disk));
+        else if (n.meta_disk == n.disk)
+            diag_.error(mo, mo.key,
+                        "the metadata device is the backing disk itself (" + quote(n.disk) +
+                            "); for metadata at the end of the disk, write internal");
+    }
+
+    void replicas() {
+        std::sort(cfg_.replicas.begin(), cfg_.replicas.end(), [](const Replica& a, const Replica& b) { return a.name < b.name; });
+        std::string node_list;
+        for (const auto& n : cfg_.nodes) node_list += (node_list.empty() ? "" : " and ") + n;
+        std::map<std::string, const Replica*> devices;
+        std::map<std::pair<std::string, uint16_t>, Origin> endpoints;      // (address, port) -> where
+        std::map<std::pair<std::string, std::string>, Origin> disks;      // (node, disk) -> where
+        for (Replica& r : cfg_.replicas) {
+            bool toml = from_toml(r.origin);
+            if (!valid_replica_name(r.name))
+                diag_.error(r.origin, r.origin.key,
+                            "expected a replica name of letters, digits, '_', '.', '-' (at most 64, not starting with '.' or "
+                            "'-'), got " + quote(r.name));
+            if (r.device.empty() && !r.key_origins.count("device")) r.device = "/dev/duet/" + r.name;
+            Origin dev = replica_option(r, "device");
+            if (!r.device.empty() && !absolute_path(r.device)) {
+                diag_.error(dev, dev.key, "expected the absolute path of the device, got " + quote(r.device));
+            } else if (!r.device.empty()) {
+                auto [it, fresh] = devices.emplace(r.device, &r);
+                if (!fresh)
+                    diag_.error(dev, dev.key,
+                                "replicas " + it->second->name + " and " + r.name + " both use the device " + quote(r.device) +
+                                    " (" + it->second->name + " at " + replica_option(*it->second, "device").str() + ")");
+            }
+            if (r.protocol != 'A' && r.protocol != 'B' && r.protocol != 'C') {
+                Origin o = replica_option(r, "protocol");
+                diag_.error(o, o.key, "expected protocol A, B or C, got " + quote(std::string(1, r.protocol)));
+            }
+            if (r.secret.empty() && !r.secret_file.empty()) {
+                Origin o = replica_option(r, "secret_file");
+                diag_.error(o, o.key, "the secret file " + quote(r.secret_file) + " has not been read (it is read when the configuration is loaded)");
+            } else if (r.secret.empty() || r.secret_from_auth) {
+                // No secret of its own: the cluster's (auth() reports it when there is none).
+                r.secret = cfg_.auth.secret;
+                r.secret_from_auth = true;
+            } else if (auto bad = bad_text(r.secret)) {
+                Origin o = replica_option(r, "secret");
+                diag_.error(o, o.key, "the secret contains " + *bad);
+            }
+            if (!r.verify_alg.empty() &&
+                std::none_of(std::begin(kVerifyAlgorithms), std::end(kVerifyAlgorithms), [&](const char* a) { return r.verify_alg == a; })) {
+                Origin o = replica_option(r, "verify_alg");
+                diag_.error(o, o.key, "unknown verify algorithm " + quote(r.verify_alg));
+            }
+            if (r.resync_rate > kMaxResyncRate) {
+                Origin o = replica_option(r, "resync_rate");
+                diag_.error(o, o.key, "the resync rate is above 1 TiB/s: leave it out for no limit");
+            }
+            if (r.meta_disk != "internal" && !absolute_path(r.meta_disk)) {
+                Origin o = replica_option(r, "meta_disk");
+                diag_.error(o, o.key, "expected internal or the absolute path of a metadata device, got " + quote(r.meta_disk));
+            }
+            // The nodes: the cluster's two, once each, in the cluster's order.
+            std::map<std::string, const ReplicaNode*> seen;
+            for (ReplicaNode& n : r.nodes) {
+                n.node = lower(n.node);
+                if (std::find(cfg_.nodes.begin(), cfg_.nodes.end(), n.node) == cfg_.nodes.end()) {
+                    diag_.error(n.origin, n.origin.key,
+                                quote(n.node) + " is not a node of this cluster" +
+                                    (node_list.empty() ? std::string() : " (" + node_list + ")") +
+                                    (toml ? std::string(": each [replica." + r.name + ".node.NODE] names a node of `nodes`")
+                                          : std::string(": host names in `on` sections must be the node names of ha.cf (as "
+                                                        "`uname -n` prints them)")));
+                    continue;
+                }
+                auto [it, fresh] = seen.emplace(n.node, &n);
+                if (!fresh) {
+                    diag_.error(n.origin, n.origin.key, "node " + n.node + " appears twice (also at " + it->second->origin.str() + ")");
+                    continue;
+                }
+                replica_node(r, n);
+            }
+            for (const auto& node : cfg_.nodes) {
+                if (seen.count(node) || !valid_node_name(node)) continue;
+                diag_.error(r.origin, r.origin.key,
+                            "replica " + r.name + " has nothing for node " + node + ": expected " +
+                                (toml ? "a table [replica." + r.name + ".node." + node + "] with address and disk"
+                                      : "`on " + node + " { address ...; }` in resource " + r.name));
+            }
+            std::stable_sort(r.nodes.begin(), r.nodes.end(), [&](const ReplicaNode& a, const ReplicaNode& b) {
+                auto pos = [&](const std::string& n) { return std::find(cfg_.nodes.begin(), cfg_.nodes.end(), n) - cfg_.nodes.begin(); };
+                return pos(a.node) < pos(b.node);
+            });
+            // The same listening address twice, or two replicas on one disk, would mix two replicas' data.
+            for (const ReplicaNode& n : r.nodes) {
+                std::string ip = canonical_ip(n.address);
+                if (!ip.empty()) {
+                    Origin o = node_option(n, "address");
+                    auto [it, fresh] = endpoints.emplace(std::make_pair(ip, n.port), o);
+                    if (!fresh)
+                        diag_.error(o, o.key,
+                                    "the address " + format_endpoint(ip, n.port) + " is also used at " + it->second.str() +
+                                        ": every node of every replica needs an address and port of its own");
+                }
+                if (!n.disk.empty()) {
+                    Origin o = node_option(n, "disk");
+                    auto [it, fresh] = disks.emplace(std::make_pair(n.node, n.disk), o);
+                    if (!fresh)
+                        diag_.error(o, o.key,
+                                    "the disk " + quote(n.disk) + " of " + n.node + " is also used at " + it->second.str() +
+                                        ": two replicas cannot share a backing disk");
+                }
+            }
+        }
+    }
+
+    // haresources' replica::NAME and drbddisk::NAME name a replica; one group each. A filesystem on
+    // a replica's device comes after the replica in its group (the device exists only on the Primary).
+    void replica_resources() {
+        std::map<std::string, const Replica*> by_name;
+        std::map<std::string, const Replica*> by_device;
+        std::string names;
+        for (const Replica& r : cfg_.replicas) {
+            by_name[r.name] = &r;
+            by_device[r.device] = &r;
+            names += (names.empty() ? "" : ", ") + r.name;
+        }
+        std::map<std::string, std::pair<const Group*, Origin>> used;  // replica -> the group promoting it
+        for (const Group& g : cfg_.groups) {
+            std::set<std::string> promoted;  // by earlier resources of this group
+            for (const Resource& res : g.resources) {
+                Origin o = where(res.origin, "[[group]] resources", "");
+                if (o.key.empty()) o.key = res.str();
+                if (res.agent == "replica" || res.agent == "drbddisk") {
+                    if (res.args.empty()) {
+                        if (res.params.empty())
+                            diag_.error(o, o.key,
+                                        res.agent + " needs the replica's name, such as " + res.agent + "::r0 (Duet promotes "
+                                        "one replica per resource)");
+                        continue;
+                    }
+                    const std::string& name = res.args[0];
+                    if (!by_name.count(name)) {
+                        diag_.error(o, o.key,
+                                    "no replica is named " + quote(name) +
+                                        (names.empty() ? std::string(": none is defined (add a drbd.conf next to ha.cf, or [replica.") + name +
+                                                             "] to duet.toml)"
+                                                       : " (defined: " + names + ")"));
+                        continue;
+                    }
+                    auto [it, fresh] = used.emplace(name, std::make_pair(&g, o));
+                    if (!fresh && it->second.first != &g)
+                        diag_.error(o, o.key,
+                                    "replica " + name + " is also in group " + quote(it->second.first->name) + " at " +
+                                        it->second.second.str() + ": two groups cannot both promote one replica");
+                    promoted.insert(name);
+                } else if (res.agent == "Filesystem") {
+                    std::string dev = res.params.count("device") ? res.params.at("device") : res.args.empty() ? "" : res.args[0];
+                    auto it = by_device.find(dev);
+                    if (dev.empty() || it == by_device.end() || promoted.count(it->second->name)) continue;
+                    diag_.warn(o, o.key,
+                               "the filesystem is on replica " + it->second->name + "'s device " + quote(dev) +
+                                   ", which exists only where the replica is Primary, but no earlier resource of this group "
+                                   "promotes it; put drbddisk::" + it->second->name + " (or replica::" + it->second->name +
+                                   ") before it");
+                }
             }
         }
     }

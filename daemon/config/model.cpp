@@ -109,6 +109,86 @@ std::string format_duration(Millis d) {
     return std::to_string(n) + "ms";
 }
 
+std::optional<uint64_t> parse_rate(std::string_view text, uint64_t unit) {
+    std::string_view s = detail::trim(text);
+    if (s.empty() || unit == 0) return std::nullopt;
+    uint64_t multiplier = unit;
+    char last = s.back();
+    if (last < '0' || last > '9') {
+        switch (last) {
+        case 'k': case 'K': multiplier = uint64_t(1) << 10; break;
+        case 'm': case 'M': multiplier = uint64_t(1) << 20; break;
+        case 'g': case 'G': multiplier = uint64_t(1) << 30; break;
+        default: return std::nullopt;
+        }
+        s.remove_suffix(1);
+    }
+    auto n = detail::parse_uint(s, kMaxResyncRate);
+    if (!n || *n == 0 || *n > kMaxResyncRate / multiplier) return std::nullopt;
+    return *n * multiplier;
+}
+
+std::string format_rate(uint64_t b) {
+    if (b != 0 && b % (uint64_t(1) << 30) == 0) return std::to_string(b >> 30) + "G";
+    if (b != 0 && b % (uint64_t(1) << 20) == 0) return std::to_string(b >> 20) + "M";
+    if (b != 0 && b % (uint64_t(1) << 10) == 0) return std::to_string(b >> 10) + "K";
+    return std::to_string(b);
+}
+
+std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& problem) {
+    Endpoint e;
+    std::string_view host = text, port;
+    bool has_port = false;
+    if (!text.empty() && text[0] == '[') {
+        size_t close = text.find(']');
+        if (close == std::string_view::npos) {
+            problem = "'[' without ']'";
+            return std::nullopt;
+        }
+        host = text.substr(1, close - 1);
+        std::string_view rest = text.substr(close + 1);
+        if (!rest.empty()) {
+            if (rest[0] != ':') {
+                problem = "expected ':PORT' after ']'";
+                return std::nullopt;
+            }
+            port = rest.substr(1);
+            has_port = true;
+        }
+        if (detail::ip_family(host) != detail::IpFamily::V6) {
+            problem = detail::quote(host) + " between brackets is not an IPv6 address";
+            return std::nullopt;
+        }
+    } else {
+        size_t colon = text.find(':');
+        if (colon != std::string_view::npos) {
+            if (text.find(':', colon + 1) != std::string_view::npos) {
+                problem = "an IPv6 address needs brackets, such as [2001:db8::1]:7788";
+                return std::nullopt;
+            }
+            host = text.substr(0, colon);
+            port = text.substr(colon + 1);
+            has_port = true;
+        }
+    }
+    if (host.empty()) {
+        problem = "no address";
+        return std::nullopt;
+    }
+    if (has_port) {
+        auto p = detail::parse_uint(port, 65535);
+        if (!p || *p == 0) {
+            problem = "port " + detail::quote(port) + " is not a number from 1 to 65535";
+            return std::nullopt;
+        }
+        e.port = static_cast<uint16_t>(*p);
+    }
+    e.address = std::string(host);
+    return e;
+}
+
+std::string format_endpoint(const std::string& address, uint16_t port) { return host_port(address, port); }
+
 bool same_settings(const Config& a, const Config& b) {
     if (a.cluster != b.cluster || a.nodes != b.nodes || a.udpport != b.udpport || a.auto_failback != b.auto_failback ||
         a.socket_path != b.socket_path || a.socket_group != b.socket_group || a.state_dir != b.state_dir)
@@ -152,6 +232,25 @@ bool same_settings(const Config& a, const Config& b) {
             if (r.agent != s.agent || r.args != s.args || r.params != s.params || r.start_timeout != s.start_timeout ||
                 r.stop_timeout != s.stop_timeout || r.monitor_timeout != s.monitor_timeout ||
                 r.monitor_interval != s.monitor_interval || r.monitor != s.monitor)
+                return false;
+        }
+    }
+    if (a.replicas.size() != b.replicas.size()) return false;
+    for (size_t i = 0; i < a.replicas.size(); ++i) {
+        const Replica& r = a.replicas[i];
+        const Replica& s = b.replicas[i];
+        if (r.name != s.name || r.device != s.device || r.protocol != s.protocol || r.secret_file != s.secret_file ||
+            r.encrypt != s.encrypt || r.resync_rate != s.resync_rate || r.verify_alg != s.verify_alg ||
+            r.meta_disk != s.meta_disk || r.nodes.size() != s.nodes.size())
+            return false;
+        // As for [auth]: with a secret file, its name is compared, not the secret read from it.
+        if (r.secret_from_auth != s.secret_from_auth) return false;
+        if (r.secret_file.empty() && r.secret != s.secret) return false;
+        for (size_t j = 0; j < r.nodes.size(); ++j) {
+            const ReplicaNode& n = r.nodes[j];
+            const ReplicaNode& m = s.nodes[j];
+            if (n.node != m.node || n.address != m.address || n.port != m.port || n.disk != m.disk ||
+                n.meta_disk != m.meta_disk)
                 return false;
         }
     }

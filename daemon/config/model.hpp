@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -140,6 +141,47 @@ struct AuthKey {
     Origin origin;
 };
 
+// One replicated disk (duet.toml [replica.NAME], or a drbd.conf resource). Duet's engine mirrors
+// `disk` on both nodes and serves the copy on the Primary at `device`.
+struct ReplicaNode {
+    std::string node;        // node name (lower case), one of Config::nodes
+    std::string address;     // replication address on that node: IPv4 or IPv6 literal (no brackets)
+    uint16_t port = 7788;
+    std::string disk;        // backing block device or file on that node (may differ per node)
+    std::string meta_disk;   // "internal" or a path (external metadata); finalize() fills it from Replica::meta_disk
+    Origin origin;           // the node's table or `on` section
+    KeyOrigins key_origins;  // "address", "disk", "meta_disk": where each was set
+};
+
+struct Replica {
+    std::string name;                      // "r0": letters, digits, '_', '.', '-'
+    std::string device;                    // finalize() defaults it to "/dev/duet/NAME"; any path, e.g. "/dev/drbd0"
+    char protocol = 'C';                   // 'A', 'B' or 'C'
+    // The link's shared secret (never printed unless asked). When none is given (no secret,
+    // secret_file or shared-secret), finalize() copies the cluster's auth secret (authkeys or
+    // [auth]) here and sets secret_from_auth, so the link is always authenticated.
+    std::string secret;
+    std::string secret_file;               // duet.toml secret_file: load() reads `secret` from it (root, 0600)
+    bool secret_from_auth = false;         // `secret` is the cluster's (to_toml() prints none)
+    bool encrypt = false;                  // encrypt the replication link
+    uint64_t resync_rate = 0;              // bytes per second; 0: unthrottled
+    std::string verify_alg;                // online-verify digest (kVerifyAlgorithms); empty: none chosen
+    std::string meta_disk = "internal";    // the nodes' default
+    std::vector<ReplicaNode> nodes;        // after finalize(): exactly two, in Config::nodes order
+    Origin origin;                         // [replica.NAME] or `resource NAME`
+    // Where each setting was written, by field name ("device", "protocol", "secret", "secret_file",
+    // "encrypt", "resync_rate", "verify_alg", "meta_disk"); the key names the directive.
+    KeyOrigins key_origins;
+    const ReplicaNode* on(const std::string& node) const {
+        for (const auto& n : nodes) if (n.node == node) return &n;
+        return nullptr;
+    }
+};
+
+// The digests a replica may verify with (duet.toml verify, drbd.conf verify-alg).
+inline constexpr const char* kVerifyAlgorithms[] = {"md5", "sha1", "sha256", "sha384", "sha512"};
+inline constexpr uint16_t kReplicaPort = 7788;  // DRBD's customary port, the default
+
 // Which syntax the main file used; finalize() names directives accordingly.
 enum class Syntax { Toml, Heartbeat };
 
@@ -160,6 +202,7 @@ struct Config {
     bool auto_failback = false;
     AuthKey auth;
     std::vector<Group> groups;
+    std::vector<Replica> replicas;      // [replica.NAME] or drbd.conf resources; finalize() sorts them by name
     ResourceDefaults resource_defaults;
     Policy policy;
     Mail mail;
@@ -183,7 +226,9 @@ bool same_settings(const Config& a, const Config& b);
 // Which files to read.
 struct Source {
     std::optional<std::string> toml_path;  // duet.toml
-    std::optional<std::string> ha_dir;     // directory holding ha.cf, authkeys, haresources
+    std::optional<std::string> ha_dir;     // directory holding ha.cf, authkeys, haresources (and drbd.conf)
+    // With ha_dir only: the drbd.conf read when ha_dir has none (skipped when absent or empty).
+    std::string drbd_conf_fallback = "/etc/drbd.conf";
 };
 
 // Parsers that work on text (used by the fuzzers and tests). `file` names the text in messages.
@@ -192,6 +237,27 @@ void parse_toml(std::string_view text, const std::string& file, Config& cfg, Dia
 void parse_hacf(std::string_view text, const std::string& file, Config& cfg, Diagnostics& diag);
 void parse_authkeys(std::string_view text, const std::string& file, Config& cfg, Diagnostics& diag);
 void parse_haresources(std::string_view text, const std::string& file, Config& cfg, Diagnostics& diag);
+
+// drbd.conf (DRBD 8.3/8.4 syntax; docs/configuration.md): its resources become Config::replicas.
+// Host names in `on` sections are node names; parse ha.cf first so that finalize() can match them.
+// `include` patterns are resolved relative to the including file's directory and passed, absolute,
+// to `include`, which returns the matching files in name order (empty when none matches; it adds
+// its own errors). Without an include reader, every include is an error.
+struct IncludedFile {
+    std::string path;
+    std::string text;
+};
+using IncludeReader = std::function<std::vector<IncludedFile>(const std::string& pattern, const Origin& at, Diagnostics& diag)>;
+void parse_drbdconf(std::string_view text, const std::string& file, Config& cfg, Diagnostics& diag,
+                    const IncludeReader& include = {});
+// The include reader load() uses: glob(3) on the pattern, each match read as a configuration file.
+std::vector<IncludedFile> read_included_files(const std::string& pattern, const Origin& at, Diagnostics& diag);
+
+// The secret a replica's link is authenticated with: its own, else the cluster's (as finalize()
+// fills it in).
+inline const std::string& link_secret(const Config& cfg, const Replica& r) {
+    return r.secret.empty() && r.secret_file.empty() ? cfg.auth.secret : r.secret;
+}
 
 // Checks that span files (two nodes, groups' home nodes known, warntime < deadtime, ...) and fills
 // defaults (cluster name). Call after parsing.
@@ -203,6 +269,11 @@ Config load(const Source& src, Diagnostics& diag);
 // The effective configuration as duet.toml text (secrets shown as "<hidden>").
 std::string to_toml(const Config& cfg, bool show_secrets = false);
 
+// `hactl import`: loads `src` and prints it as an equivalent duet.toml, secrets shown, after
+// checking that the text reads back to the same settings. nullopt when the configuration has
+// errors or does not read back (the reason is in `diag`, with every warning).
+std::optional<std::string> import_to_toml(const Source& src, Diagnostics& diag);
+
 // "30", "30s", "500ms", "1.5" (seconds) -> milliseconds. nullopt when malformed or negative.
 // Also accepted, as Heartbeat does: "msec", "us"/"usec", "sec", any case, and a leading "."
 // (".5"); values are rounded to the nearest millisecond. At most 10^12 seconds.
@@ -210,5 +281,24 @@ std::optional<Millis> parse_duration(std::string_view text);
 
 // "2s" when whole seconds, else "500ms" (what to_toml() prints).
 std::string format_duration(Millis d);
+
+// A rate in bytes per second: "100M" -> 104857600. A whole number with an optional suffix K, M or
+// G (any case; powers of 1024, as DRBD counts). A bare number counts `unit` bytes: 1 in duet.toml,
+// 1024 in drbd.conf (DRBD's KiB/s). nullopt when malformed, zero, or above kMaxResyncRate.
+inline constexpr uint64_t kMaxResyncRate = uint64_t(1) << 40;  // 1 TiB/s: more than any link
+std::optional<uint64_t> parse_rate(std::string_view text, uint64_t unit = 1);
+// "100M" when a whole number of MiB, "512K", "3G", else the number of bytes ("1500").
+std::string format_rate(uint64_t bytes_per_second);
+
+// A replication address as written: "198.51.100.1:7788", "198.51.100.1" (port kReplicaPort),
+// "[2001:db8::1]:7788" or "[2001:db8::1]". The address itself is checked by finalize(); nullopt,
+// with what is wrong in `problem`, when the form is not one of these.
+struct Endpoint {
+    std::string address;
+    uint16_t port = kReplicaPort;
+};
+std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& problem);
+// "198.51.100.1:7788", "[2001:db8::1]:7788".
+std::string format_endpoint(const std::string& address, uint16_t port);
 
 }  // namespace duet::config

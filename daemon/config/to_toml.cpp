@@ -206,6 +206,32 @@ std::string to_toml(const Config& cfg, bool show_secrets) {
             o += "]\n";
         }
     }
+
+    for (const auto& r : cfg.replicas) {
+        std::string table = "replica." + key(r.name);
+        o += "\n[" + table + "]\n";
+        o += "device = " + str(r.device) + "\n";
+        o += std::string("protocol = \"") + r.protocol + "\"\n";
+        if (!r.secret_file.empty())
+            o += "secret_file = " + str(r.secret_file) + "\n";
+        else if (!r.secret.empty() && !r.secret_from_auth)
+            o += "secret = " + str(show_secrets ? r.secret : std::string("<hidden>")) + "\n";
+        else
+            o += "# no secret of its own: the link is authenticated with the [auth] key\n";
+        o += std::string("encrypt = ") + (r.encrypt ? "true" : "false") + "\n";
+        if (r.resync_rate != 0)
+            o += "resync_rate = " + str(format_rate(r.resync_rate)) + "\n";
+        else
+            o += "# no resync_rate: resync is not throttled\n";
+        if (!r.verify_alg.empty()) o += "verify = " + str(r.verify_alg) + "\n";
+        o += "meta_disk = " + str(r.meta_disk) + "\n";
+        for (const auto& n : r.nodes) {
+            o += "\n[" + table + ".node." + key(n.node) + "]\n";
+            o += "address = " + str(format_endpoint(n.address, n.port)) + "\n";
+            o += "disk = " + str(n.disk) + "\n";
+            if (!n.meta_disk.empty() && n.meta_disk != r.meta_disk) o += "meta_disk = " + str(n.meta_disk) + "\n";
+        }
+    }
     return o;
 }
 

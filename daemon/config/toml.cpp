@@ -6,6 +6,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 
 namespace duet::config {
 
@@ -72,9 +73,11 @@ public:
             } else if (key == "group") {
                 if (auto a = array_of_tables(o, v, "group"))
                     for (auto&& e : *a) group_table(*e.as_table());
+            } else if (key == "replica") {
+                if (auto t = table(o, v, "[replica.NAME]")) replicas(*t);
             } else {
                 unknown(o, key, "", {"cluster", "nodes", "auto_failback", "port", "state_dir", "haresources", "timings",
-                                      "auth", "control", "resources", "policy", "mail", "path", "group"});
+                                      "auth", "control", "resources", "policy", "mail", "path", "group", "replica"});
             }
         }
     }
@@ -706,6 +709,160 @@ private:
         }
         if (!ok) return std::nullopt;
         return r;
+    }
+
+    // [replica.NAME] tables, each with [replica.NAME.node.NODE] tables. A key that is written is
+    // recorded in key_origins even when its value is refused, so that finalize() does not also
+    // call it missing.
+    void replicas(const toml::table& t) {
+        for (auto&& [k, v] : t) {
+            std::string name(k.str());
+            std::string where = "[replica." + name + "]";
+            const auto* rt = v.as_table();
+            if (rt == nullptr) {
+                diag_.error(at(k, where), where,
+                            std::string("expected a table [replica.NAME] (one per replicated disk), got ") + type_name(v));
+                continue;
+            }
+            replica_table(name, *rt, where);
+        }
+    }
+
+    void replica_table(const std::string& name, const toml::table& t, const std::string& where) {
+        Replica r;
+        r.name = name;
+        r.origin = at(t, where);
+        for (auto&& [k, v] : t) {
+            std::string key(k.str());
+            Origin o = at(k, where + " " + key);
+            auto record = [&](const char* field) { r.key_origins[field] = o; };
+            if (key == "device") {
+                record("device");
+                if (auto s = path(o, v, SIZE_MAX)) r.device = *s;
+            } else if (key == "protocol") {
+                record("protocol");
+                auto s = string(o, v, "\"A\", \"B\" or \"C\"");
+                if (!s) continue;
+                if (*s == "A" || *s == "B" || *s == "C" || *s == "a" || *s == "b" || *s == "c")
+                    r.protocol = static_cast<char>(std::toupper(static_cast<unsigned char>((*s)[0])));
+                else
+                    diag_.error(o, o.key,
+                                "expected \"A\" (a write completes on the local disk), \"B\" (and in the peer's memory) or "
+                                "\"C\" (and on the peer's disk: no acknowledged write is lost), got " + quote(*s));
+            } else if (key == "secret") {
+                record("secret");
+                if (auto s = text(o, v, "the replication link's shared secret")) r.secret = *s;
+            } else if (key == "secret_file") {
+                record("secret_file");
+                if (auto s = path(o, v, SIZE_MAX)) r.secret_file = *s;
+            } else if (key == "encrypt") {
+                record("encrypt");
+                if (auto b = boolean(o, v)) r.encrypt = *b;
+            } else if (key == "resync_rate") {
+                record("resync_rate");
+                const std::string expected =
+                    "a rate in bytes per second: an integer, or a string with a K, M or G suffix (powers of 1024) such as "
+                    "\"100M\"; at most 1 TiB/s (leave resync_rate out for no limit)";
+                if (const auto* i = v.as_integer()) {
+                    if (i->get() <= 0 || static_cast<uint64_t>(i->get()) > kMaxResyncRate)
+                        diag_.error(o, o.key, "expected " + expected + ", got " + std::to_string(i->get()));
+                    else
+                        r.resync_rate = static_cast<uint64_t>(i->get());
+                } else if (const auto* s = v.as_string()) {
+                    if (auto rate = parse_rate(s->get(), 1)) r.resync_rate = *rate;
+                    else diag_.error(o, o.key, "expected " + expected + ", got " + quote(s->get()));
+                } else {
+                    type_error(o, v, expected);
+                }
+            } else if (key == "verify") {
+                record("verify_alg");
+                auto s = string(o, v, "a digest name such as \"sha256\"");
+                if (!s) continue;
+                bool known = false;
+                for (const char* alg : kVerifyAlgorithms) known = known || *s == alg;
+                if (known) r.verify_alg = *s;
+                else diag_.error(o, o.key, "expected one of " + verify_list() + ", got " + quote(*s));
+            } else if (key == "meta_disk") {
+                record("meta_disk");
+                if (auto m = meta_disk(o, v)) r.meta_disk = *m;
+            } else if (key == "node") {
+                const auto* nt = v.as_table();
+                if (nt == nullptr) {
+                    diag_.error(o, where + " node",
+                                std::string("expected [") + where.substr(1, where.size() - 2) +
+                                    ".node.NODE] tables (one per node), got " + type_name(v));
+                    continue;
+                }
+                for (auto&& [nk, nv] : *nt) replica_node(r, std::string(nk.str()), at(nk, ""), nv, where);
+            } else {
+                unknown(o, key, where,
+                        {"device", "protocol", "secret", "secret_file", "encrypt", "resync_rate", "verify", "meta_disk", "node"});
+            }
+        }
+        if (!r.secret.empty() && !r.secret_file.empty()) {
+            const Origin& o = r.key_origins["secret_file"];
+            diag_.error(o, o.key, "give either secret or secret_file, not both (secret is at " + r.key_origins["secret"].str() + ")");
+        }
+        cfg_.replicas.push_back(std::move(r));
+    }
+
+    void replica_node(Replica& r, const std::string& node, Origin o, const toml::node& v, const std::string& replica_where) {
+        std::string where = "[" + replica_where.substr(1, replica_where.size() - 2) + ".node." + node + "]";
+        o.key = where;
+        const auto* t = v.as_table();
+        if (t == nullptr) {
+            diag_.error(o, where, std::string("expected a table ") + where + " (the node's address and disk), got " + type_name(v));
+            return;
+        }
+        if (!valid_node_name(node)) {
+            diag_.error(o, where, "expected a node name (as in nodes), got " + quote(node));
+            return;
+        }
+        ReplicaNode n;
+        n.node = lower(node);
+        n.origin = at(*t, where);
+        for (auto&& [k, val] : *t) {
+            std::string key(k.str());
+            Origin ko = at(k, where + " " + key);
+            if (key == "address") {
+                n.key_origins["address"] = ko;
+                auto s = string(ko, val, "an address such as \"198.51.100.1:7788\" or \"[2001:db8::1]:7788\"");
+                if (!s) continue;
+                std::string problem;
+                if (auto e = parse_endpoint(*s, problem)) {
+                    n.address = e->address;
+                    n.port = e->port;
+                } else {
+                    diag_.error(ko, ko.key,
+                                "expected ADDRESS[:PORT] such as \"198.51.100.1:7788\" or \"[2001:db8::1]:7788\" (port " +
+                                    std::to_string(kReplicaPort) + " when absent), got " + quote(*s) + ": " + problem);
+                }
+            } else if (key == "disk") {
+                n.key_origins["disk"] = ko;
+                if (auto s = path(ko, val, SIZE_MAX)) n.disk = *s;
+            } else if (key == "meta_disk") {
+                n.key_origins["meta_disk"] = ko;
+                if (auto m = meta_disk(ko, val)) n.meta_disk = *m;
+            } else {
+                unknown(ko, key, where, {"address", "disk", "meta_disk"});
+            }
+        }
+        r.nodes.push_back(std::move(n));
+    }
+
+    std::optional<std::string> meta_disk(const Origin& o, const toml::node& v) {
+        auto s = string(o, v, "\"internal\" or the absolute path of a metadata device");
+        if (!s) return std::nullopt;
+        if (*s == "internal" || absolute_path(*s)) return s;
+        diag_.error(o, o.key, "expected \"internal\" (metadata at the end of the disk) or the absolute path of a metadata device, got " +
+                                  quote(*s));
+        return std::nullopt;
+    }
+
+    static std::string verify_list() {
+        std::string s;
+        for (const char* alg : kVerifyAlgorithms) s += std::string(s.empty() ? "" : ", ") + "\"" + alg + "\"";
+        return s;
     }
 
     const std::string& file_;

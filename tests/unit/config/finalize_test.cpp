@@ -202,5 +202,123 @@ TEST(Finalize, ProgrammaticGroupsAndLocalPaths) {
                                      Diag("error: state_dir: ", "expected an absolute path, got 'relative'")));
 }
 
+// ---- replicas
+
+// A valid [replica.NAME] with both nodes; `extra` goes into [replica.NAME].
+std::string replica_toml(const std::string& name = "r0", const std::string& extra = "", int n = 0) {
+    std::string i = std::to_string(n);
+    return "[replica." + name + "]\n" + extra +
+           "[replica." + name + ".node.beta]\naddress = \"198.51.100.2:77" + std::to_string(88 + n) + "\"\ndisk = \"/dev/lab/disk" + i + "\"\n"
+           "[replica." + name + ".node.alpha]\naddress = \"198.51.100.1:77" + std::to_string(88 + n) + "\"\ndisk = \"/dev/lab/disk" + i + "\"\n";
+}
+
+TEST(FinalizeReplica, DefaultsAndOrder) {
+    auto p = toml_final(toml_base(replica_toml("r1", "", 1) + replica_toml("r0", "meta_disk = \"/dev/lab/meta\"\n")));
+    EXPECT_THAT(p.lines(), IsEmpty());
+    ASSERT_EQ(p.cfg.replicas.size(), 2u);
+    const Replica& r0 = p.cfg.replicas[0];  // sorted by name
+    EXPECT_EQ(r0.name, "r0");
+    EXPECT_EQ(r0.device, "/dev/duet/r0");
+    EXPECT_EQ(r0.nodes[0].node, "alpha");  // in the cluster's order
+    EXPECT_EQ(r0.nodes[1].node, "beta");
+    EXPECT_EQ(r0.nodes[0].meta_disk, "/dev/lab/meta");
+    EXPECT_EQ(p.cfg.replicas[1].device, "/dev/duet/r1");
+    EXPECT_EQ(p.cfg.replicas[1].nodes[1].meta_disk, "internal");
+    EXPECT_EQ(link_secret(p.cfg, r0), "s3cret-s3cret");  // no secret of its own: the cluster's
+}
+
+TEST(FinalizeReplica, NodesAreTheClustersTwo) {
+    auto p = toml_final(toml_base(replica_toml() + "[replica.r0.node.gamma]\naddress = \"198.51.100.3\"\ndisk = \"/dev/x\"\n"
+                                  "[replica.r0.node.Alpha]\naddress = \"198.51.100.4\"\ndisk = \"/dev/y\"\n"));
+    // toml++ orders the tables by name: Alpha, alpha, beta, gamma.
+    EXPECT_THAT(p.lines(), ElementsAre("duet.toml:12: error: [replica.r0.node.alpha]: node alpha appears twice (also at duet.toml:18)",
+                                       "duet.toml:15: error: [replica.r0.node.gamma]: 'gamma' is not a node of this cluster (alpha "
+                                       "and beta): each [replica.r0.node.NODE] names a node of `nodes`"));
+    auto q = toml_final(toml_base("[replica.r0]\n[replica.r0.node.alpha]\naddress = \"198.51.100.1\"\ndisk = \"/dev/x\"\n"));
+    EXPECT_THAT(q.lines(), ElementsAre("duet.toml:8: error: [replica.r0]: replica r0 has nothing for node beta: expected a table "
+                                       "[replica.r0.node.beta] with address and disk"));
+    auto e = toml_final(toml_base("[replica.r0]\n[replica.r0.node.alpha]\n[replica.r0.node.beta]\n"));
+    EXPECT_THAT(e.lines(), ElementsAre("duet.toml:9: error: [replica.r0.node.alpha]: no address for alpha: expected address = "
+                                       "\"198.51.100.1:7788\"",
+                                       "duet.toml:9: error: [replica.r0.node.alpha]: no backing disk for alpha: expected disk = "
+                                       "\"/dev/...\"",
+                                       Diag("duet.toml:10: error: [replica.r0.node.beta]: no address for beta", ""),
+                                       Diag("duet.toml:10: error: [replica.r0.node.beta]: no backing disk for beta", "")));
+}
+
+TEST(FinalizeReplica, AddressesAreNodeIpsUsedOnce) {
+    auto p = toml_final(toml_base("[replica.r0]\n"
+                                  "[replica.r0.node.alpha]\naddress = \"db.example.org:7788\"\ndisk = \"/dev/x\"\n"
+                                  "[replica.r0.node.beta]\naddress = \"239.0.0.1\"\ndisk = \"/dev/x\"\n"
+                                  "[replica.r1]\n"
+                                  "[replica.r1.node.alpha]\naddress = \"0.0.0.0\"\ndisk = \"/dev/y\"\n"
+                                  "[replica.r1.node.beta]\naddress = \"[2001:db8:0::2]:7788\"\ndisk = \"/dev/y\"\n"
+                                  "[replica.r2]\n"
+                                  "[replica.r2.node.alpha]\naddress = \"198.51.100.1:7790\"\ndisk = \"/dev/z\"\n"
+                                  "[replica.r2.node.beta]\naddress = \"[2001:db8::2]\"\ndisk = \"/dev/z\"\n"));
+    EXPECT_THAT(p.lines(),
+                ElementsAre("duet.toml:10: error: [replica.r0.node.alpha] address: expected an IP address, got "
+                            "'db.example.org' (Duet does not resolve host names: DNS may be down exactly when failover matters)",
+                            "duet.toml:13: error: [replica.r0.node.beta] address: '239.0.0.1' is not the address of a node "
+                            "(multicast or unspecified)",
+                            "duet.toml:17: error: [replica.r1.node.alpha] address: '0.0.0.0' is not the address of a node "
+                            "(multicast or unspecified)",
+                            "duet.toml:27: error: [replica.r2.node.beta] address: the address [2001:db8::2]:7788 is also used at "
+                            "duet.toml:20: every node of every replica needs an address and port of its own"));
+}
+
+TEST(FinalizeReplica, DevicesAndDisksAreNotShared) {
+    auto p = toml_final(toml_base(replica_toml("r0", "device = \"/dev/drbd0\"\n") +
+                                  replica_toml("r1", "device = \"/dev/drbd0\"\n", 1) +
+                                  "[replica.r2]\ndevice = \"/dev/duet/r0\"\n"
+                                  "[replica.r2.node.alpha]\naddress = \"198.51.100.1:7800\"\ndisk = \"/dev/lab/disk1\"\n"
+                                  "[replica.r2.node.beta]\naddress = \"198.51.100.2:7800\"\ndisk = \"/dev/lab/disk9\"\n"
+                                  "meta_disk = \"/dev/lab/disk9\"\n"));
+    EXPECT_THAT(p.lines(),
+                ElementsAre("duet.toml:17: error: [replica.r1] device: replicas r0 and r1 both use the device '/dev/drbd0' (r0 "
+                            "at duet.toml:9)",
+                            "duet.toml:32: error: [replica.r2.node.beta] meta_disk: the metadata device is the backing disk itself "
+                            "('/dev/lab/disk9'); for metadata at the end of the disk, write internal",
+                            "duet.toml:28: error: [replica.r2.node.alpha] disk: the disk '/dev/lab/disk1' of alpha is also used "
+                            "at duet.toml:23: two replicas cannot share a backing disk"));
+}
+
+TEST(FinalizeReplica, ValuesSetInCodeAreCheckedToo) {
+    auto p = toml(toml_base(replica_toml()));
+    Replica& r = p.cfg.replicas.at(0);
+    r.protocol = 'X';
+    r.verify_alg = "crc32";
+    r.resync_rate = kMaxResyncRate + 1;
+    r.meta_disk = "meta";
+    r.secret = "bad\nsecret";
+    r.name = "-r0";
+    finalize(p.cfg, p.diag);
+    EXPECT_THAT(p.lines(),
+                ElementsAre(Diag("duet.toml:8: error: [replica.r0]: expected a replica name of letters", "got '-r0'"),
+                            "duet.toml:8: error: [replica.r0]: expected protocol A, B or C, got 'X'",
+                            "duet.toml:8: error: [replica.r0]: the secret contains control character 0x0A",
+                            "duet.toml:8: error: [replica.r0]: unknown verify algorithm 'crc32'",
+                            "duet.toml:8: error: [replica.r0]: the resync rate is above 1 TiB/s: leave it out for no limit",
+                            "duet.toml:8: error: [replica.r0]: expected internal or the absolute path of a metadata device, got "
+                            "'meta'"));  // once, not again for each node that takes it
+    auto q = toml(toml_base(replica_toml("r0", "secret_file = \"/etc/duet/r0.secret\"\n")));
+    finalize(q.cfg, q.diag);
+    EXPECT_THAT(q.lines(), ElementsAre("duet.toml:9: error: [replica.r0] secret_file: the secret file '/etc/duet/r0.secret' has "
+                                       "not been read (it is read when the configuration is loaded)"));
+}
+
+TEST(FinalizeReplica, GroupsPromoteDefinedReplicasOnce) {
+    auto ok = toml_final(toml_base(replica_toml() +
+                                   "[[group]]\nhome = \"alpha\"\nresources = [\"198.51.100.20\", { agent = \"replica\", args = "
+                                   "[\"r0\"] }, \"Filesystem::/dev/duet/r0::/data::ext4\"]\n"));
+    EXPECT_THAT(ok.lines(), IsEmpty());
+    auto bad = toml_final("haresources = [\"alpha replica::r1\", \"beta Filesystem::/dev/duet/r0::/srv::ext4 drbddisk::r0\"]\n" +
+                          toml_base(replica_toml()));
+    EXPECT_THAT(bad.lines(),
+                ElementsAre("duet.toml:1: error: haresources: no replica is named 'r1' (defined: r0)",
+                            Diag("duet.toml:1: warning: haresources: the filesystem is on replica r0's device '/dev/duet/r0'",
+                                 "put drbddisk::r0 (or replica::r0) before it")));
+}
+
 }  // namespace
 }  // namespace duet::config::test

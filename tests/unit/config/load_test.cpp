@@ -13,27 +13,41 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using std::chrono::milliseconds;
 
-// A copy of a seed directory (git does not keep mode 0600), with authkeys set to `mode`.
-void copy_seed(const TempDir& dir, const std::string& seed, unsigned authkeys_mode = 0600) {
+// A copy of a seed directory (git does not keep mode 0600), with authkeys set to `mode`; with
+// `drbd`, also the seeds' drbd.conf and its drbd.d/ (the haresources line promotes drbddisk::r0),
+// set to `drbd_mode`.
+void copy_seed(const TempDir& dir, const std::string& seed, unsigned authkeys_mode = 0600, bool drbd = false,
+               unsigned drbd_mode = 0600) {
     std::string from = source_dir() + "/tests/fixtures/seeds/" + seed + "/";
     dir.write("ha.cf", read_text(from + "ha.cf"), 0644);
     dir.write("authkeys", read_text(from + "authkeys"), authkeys_mode);
     dir.write("haresources", read_text(from + "haresources"), 0644);
+    if (!drbd) return;
+    std::string d = source_dir() + "/tests/fixtures/seeds-drbd/";
+    dir.write("drbd.conf", read_text(d + "drbd.conf"), drbd_mode);
+    ::mkdir(dir.file("drbd.d").c_str(), 0755);
+    dir.write("drbd.d/global_common.conf", read_text(d + "drbd.d/global_common.conf"), drbd_mode);
+    dir.write("drbd.d/r0.res", read_text(d + "drbd.d/r0.res"), drbd_mode);
 }
 
-Config load_dir(const TempDir& dir, Diagnostics& diag) {
+// Without /etc/drbd.conf as a fallback: this machine's must not change the outcome.
+Config load_dir(const TempDir& dir, Diagnostics& diag, const std::string& drbd_fallback = "") {
     Source s;
     s.ha_dir = dir.path();
+    s.drbd_conf_fallback = drbd_fallback;
     return load(s, diag);
 }
 
 TEST(LoadSeeds, SambaTutorialFilesParse) {
     TempDir dir;
-    copy_seed(dir, "samba");
+    copy_seed(dir, "samba", 0600, true);
     Diagnostics diag;
     Config c = load_dir(dir, diag);
-    EXPECT_THAT(strs(diag), ElementsAre(dir.file("ha.cf") + ":5: warning: logfacility: not supported by Duet, ignored: "
-                                                            "Duet logs to stderr, which systemd passes to the journal (journalctl -u duetd)"));
+    EXPECT_FALSE(diag.has_errors()) << diag.str();
+    // Then the warnings about drbd.conf's options (DrbdSeeds checks them).
+    EXPECT_EQ(strs(diag).at(0), dir.file("ha.cf") + ":5: warning: logfacility: not supported by Duet, ignored: "
+                                                    "Duet logs to stderr, which systemd passes to the journal (journalctl -u duetd)");
+    EXPECT_EQ(diag.items().size(), 9u) << diag.str();
     EXPECT_THAT(c.nodes, ElementsAre("serv1", "serv2"));
     EXPECT_EQ(c.cluster, "serv1+serv2");
     EXPECT_EQ(c.timings.keepalive, milliseconds(2000));
@@ -55,16 +69,19 @@ TEST(LoadSeeds, SambaTutorialFilesParse) {
     EXPECT_THAT(chain, ElementsAre("IPaddr::198.51.100.20", "drbddisk::r0", "Filesystem::/dev/drbd0::/data::ext3", "samba",
                                    "MailTo::admin@domain.fr::Subject"));
     EXPECT_EQ(c.groups[0].resources[2].origin.str(), dir.file("haresources") + ":3");
-    EXPECT_THAT(c.sources, ElementsAre(dir.file("ha.cf"), dir.file("authkeys"), dir.file("haresources")));
+    EXPECT_THAT(c.sources, ElementsAre(dir.file("ha.cf"), dir.file("authkeys"), dir.file("haresources"), dir.file("drbd.conf"),
+                                       dir.file("drbd.d/global_common.conf"), dir.file("drbd.d/r0.res")));
+    ASSERT_EQ(c.replicas.size(), 1u);
+    EXPECT_EQ(c.replicas[0].device, c.groups[0].resources[2].args[0]);  // the Filesystem is on the replica
 }
 
 TEST(LoadSeeds, FtpTutorialFilesParse) {
     TempDir dir;
-    copy_seed(dir, "ftp");
+    copy_seed(dir, "ftp", 0600, true);
     Diagnostics diag;
     Config c = load_dir(dir, diag);
-    EXPECT_THAT(strs(diag), ElementsAre(Diag(dir.file("ha.cf") + ":3: warning: logfacility: ", "ignored")));
-    EXPECT_FALSE(diag.has_errors());
+    EXPECT_THAT(strs(diag).at(0), Diag(dir.file("ha.cf") + ":3: warning: logfacility: ", "ignored"));
+    EXPECT_FALSE(diag.has_errors()) << diag.str();
     ASSERT_EQ(c.groups.size(), 1u);
     EXPECT_EQ(c.groups[0].resources[2].str(), "Filesystem::/dev/drbd0::/home::ext3");
     EXPECT_EQ(c.groups[0].resources[3].agent, "proftpd");
@@ -107,7 +124,7 @@ TEST(LoadAuthkeys, NotOwnedByRootIsRefused) {
 
 TEST(LoadAuthkeys, Mode0400IsFine) {
     TempDir dir;
-    copy_seed(dir, "samba", 0400);
+    copy_seed(dir, "samba", 0400, true);
     Diagnostics diag;
     Config c = load_dir(dir, diag);
     EXPECT_FALSE(diag.has_errors()) << diag.str();
@@ -302,6 +319,161 @@ TEST(ExampleConfig, LoadsWithItsKeyFile) {
     defaults.mail = Mail{};
     EXPECT_TRUE(same_settings(defaults, c));
     EXPECT_EQ(c.auth.secret, "an example secret");
+}
+
+// ---- drbd.conf next to ha.cf, or the fallback
+
+TEST(LoadDrbd, TheSeedsDirectoryRunsWithoutADuetToml) {
+    TempDir dir;
+    copy_seed(dir, "samba", 0600, true);
+    Diagnostics diag;
+    Config c = load_dir(dir, diag, dir.file("no-such-fallback.conf"));
+    EXPECT_FALSE(diag.has_errors()) << diag.str();
+    for (const auto& d : diag.items()) EXPECT_EQ(d.severity, Diagnostic::Severity::Warning) << d.str();
+    ASSERT_EQ(c.replicas.size(), 1u);
+    const Replica& r = c.replicas[0];
+    EXPECT_EQ(r.name, "r0");
+    EXPECT_EQ(r.device, "/dev/drbd0");
+    EXPECT_EQ(r.secret, "secret-partage-drbd-r0");
+    EXPECT_EQ(r.origin.str(), dir.file("drbd.d/r0.res") + ":2");
+    EXPECT_EQ(r.nodes[0].node, "serv1");
+    EXPECT_EQ(r.nodes[1].address, "198.51.100.12");
+}
+
+TEST(LoadDrbd, ASharedSecretInAnOpenFileIsAWarning) {
+    TempDir dir;
+    copy_seed(dir, "samba", 0600, true, 0644);
+    Diagnostics diag;
+    load_dir(dir, diag);
+    EXPECT_FALSE(diag.has_errors()) << diag.str();
+    std::string res = dir.file("drbd.d/r0.res");
+    EXPECT_EQ(strs(diag).back(), res + ":10: warning: shared-secret: this file holds replica r0's link secret and has mode "
+                                       "0644, which lets group or others access it: anyone who reads it can connect as the peer; "
+                                       "run `chmod 600 " + res + "; chown root " + res + "`");
+}
+
+TEST(LoadDrbd, TheFallbackIsReadOnlyWhenTheDirectoryHasNone) {
+    TempDir dir, etc;
+    copy_seed(dir, "samba");
+    std::string res = read_text(source_dir() + "/tests/fixtures/seeds-drbd/drbd.d/r0.res");
+    std::string fallback = etc.write("drbd.conf", res, 0600);
+    Diagnostics diag;
+    Config c = load_dir(dir, diag, fallback);
+    EXPECT_FALSE(diag.has_errors()) << diag.str();
+    ASSERT_EQ(c.replicas.size(), 1u);
+    EXPECT_EQ(c.sources.back(), fallback);
+    // drbd.conf in the directory wins: the fallback (now garbage) is not read.
+    etc.write("drbd.conf", "garbage {", 0600);
+    dir.write("drbd.conf", res, 0600);
+    Diagnostics mine;
+    Config d = load_dir(dir, mine, fallback);
+    EXPECT_FALSE(mine.has_errors()) << mine.str();
+    EXPECT_EQ(d.sources.back(), dir.file("drbd.conf"));
+}
+
+TEST(LoadDrbd, WithoutAnyDrbdConfTheChainsReplicaIsAnError) {
+    TempDir dir;
+    copy_seed(dir, "samba");
+    Diagnostics diag;
+    Config c = load_dir(dir, diag, dir.file("missing/drbd.conf"));
+    EXPECT_THAT(c.replicas, IsEmpty());
+    EXPECT_THAT(strs(diag).back(), dir.file("haresources") + ":3: error: drbddisk::r0: no replica is named 'r0': none is "
+                                                             "defined (add a drbd.conf next to ha.cf, or [replica.r0] to duet.toml)");
+}
+
+TEST(LoadDrbd, AFileThatCannotBeReadStopsBeforeTheCrossFileChecks) {
+    TempDir dir;
+    copy_seed(dir, "samba");
+    ASSERT_EQ(::mkdir(dir.file("drbd.conf").c_str(), 0755), 0);
+    Diagnostics diag;
+    load_dir(dir, diag);
+    EXPECT_THAT(strs(diag).back(), dir.file("drbd.conf") + ": error: not a regular file");
+    TempDir dir2;
+    copy_seed(dir2, "samba");
+    dir2.write("drbd.conf", "include \"common.conf\";\n", 0600);
+    Diagnostics diag2;
+    load_dir(dir2, diag2);
+    // No "drbddisk::r0 names no replica" after it: the missing file explains everything.
+    EXPECT_THAT(strs(diag2).back(), dir2.file("drbd.conf") + ":1: error: include: '" + dir2.file("common.conf") +
+                                        "': cannot open: No such file or directory");
+}
+
+TEST(LoadToml, ReplicaSecretFileIsReadLikeTheKeyFile) {
+    TempDir dir;
+    std::string secret = dir.write("r0.secret", "the link secret\n", 0600);
+    std::string replica = "[replica.r0]\nsecret_file = \"" + secret + "\"\n"
+                          "[replica.r0.node.alpha]\naddress = \"198.51.100.1\"\ndisk = \"/dev/lab/disk0\"\n"
+                          "[replica.r0.node.beta]\naddress = \"198.51.100.2\"\ndisk = \"/dev/lab/disk0\"\n";
+    std::string conf = dir.write("duet.toml", toml_base(replica), 0600);
+    Diagnostics diag;
+    Config c = load_toml_file(conf, diag);
+    EXPECT_THAT(strs(diag), IsEmpty());
+    EXPECT_EQ(c.replicas.at(0).secret, "the link secret");
+    EXPECT_THAT(c.sources, ElementsAre(conf, secret));
+    ASSERT_EQ(::chmod(secret.c_str(), 0640), 0);
+    Diagnostics open;
+    load_toml_file(conf, open);
+    EXPECT_THAT(strs(open), ElementsAre(conf + ":9: error: [replica.r0] secret_file: refused: '" + secret +
+                                        "' holds replica r0's link secret and has mode 0640, which lets group or others access "
+                                        "it; fix it with `chmod 600 " + secret + "; chown root " + secret + "`"));
+    dir.write("r0.secret", "\n", 0600);
+    Diagnostics empty;
+    load_toml_file(conf, empty);
+    EXPECT_THAT(strs(empty), ElementsAre(conf + ":9: error: [replica.r0] secret_file: the secret file '" + secret + "' is empty"));
+}
+
+TEST(LoadToml, AnInlineReplicaSecretInAnOpenFileIsAWarning) {
+    TempDir dir;
+    std::string conf = dir.write("duet.toml",
+                                 "nodes = [\"alpha\", \"beta\"]\n[auth]\nkey_file = \"" + dir.file("key") + "\"\n"
+                                 "[[path]]\ntype = \"bcast\"\ninterface = \"eth0\"\n"
+                                 "[replica.r0]\nsecret = \"inline\"\n"
+                                 "[replica.r0.node.alpha]\naddress = \"198.51.100.1\"\ndisk = \"/dev/x\"\n"
+                                 "[replica.r0.node.beta]\naddress = \"198.51.100.2\"\ndisk = \"/dev/x\"\n",
+                                 0644);
+    dir.write("key", "k\n", 0600);
+    Diagnostics diag;
+    load_toml_file(conf, diag);
+    EXPECT_THAT(strs(diag), ElementsAre(Diag(conf + ":8: warning: [replica.r0] secret: this file holds replica r0's link secret "
+                                                    "and has mode 0644",
+                                             "or move the secret to a secret_file")));
+}
+
+// ---- hactl import
+
+TEST(Import, TheSeedsDirectoryBecomesAnEquivalentDuetToml) {
+    TempDir dir;
+    copy_seed(dir, "samba", 0600, true);
+    Source src;
+    src.ha_dir = dir.path();
+    src.drbd_conf_fallback = "";
+    Diagnostics diag;
+    auto text = import_to_toml(src, diag);
+    ASSERT_TRUE(text) << diag.str();
+    EXPECT_FALSE(diag.has_errors());
+    EXPECT_EQ(diag.items().size(), 9u);  // the warnings, for hactl to print
+    EXPECT_THAT(*text, ::testing::HasSubstr("key = \"cle-secrete-du-cluster-samba\"\n"));
+    EXPECT_THAT(*text, ::testing::HasSubstr("\n[replica.r0]\ndevice = \"/dev/drbd0\"\nprotocol = \"C\"\n"
+                                            "secret = \"secret-partage-drbd-r0\"\n"));
+    // What hactl writes loads to the same settings as the directory.
+    std::string conf = dir.write("duet.toml", *text, 0600);
+    Diagnostics again, original;
+    Config converted = load_toml_file(conf, again);
+    EXPECT_THAT(strs(again), IsEmpty());
+    Config from_dir = load_dir(dir, original);
+    EXPECT_TRUE(same_settings(from_dir, converted)) << *text;
+    EXPECT_EQ(converted.replicas.at(0).key_origins.at("secret").key, "[replica.r0] secret");
+}
+
+TEST(Import, ADirectoryWithErrorsIsNotConverted) {
+    TempDir dir;
+    copy_seed(dir, "samba");  // drbddisk::r0, and no drbd.conf
+    Source src;
+    src.ha_dir = dir.path();
+    src.drbd_conf_fallback = "";
+    Diagnostics diag;
+    EXPECT_FALSE(import_to_toml(src, diag));
+    EXPECT_THAT(strs(diag).back(), Diag(dir.file("haresources") + ":3: error: drbddisk::r0: ", "no replica is named 'r0'"));
 }
 
 }  // namespace

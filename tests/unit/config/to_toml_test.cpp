@@ -2,6 +2,7 @@
 #include "helpers.hpp"
 
 #include <functional>
+#include <stdexcept>
 
 namespace duet::config::test {
 namespace {
@@ -17,15 +18,31 @@ void expect_round_trip(const Config& c) {
     Parsed back;
     parse_toml(text, "printed.toml", back.cfg, back.diag);
     if (!back.cfg.auth.key_file.empty()) back.cfg.auth.secret = c.auth.secret;  // as load() reads it
+    for (Replica& r : back.cfg.replicas)
+        for (const Replica& orig : c.replicas)
+            if (r.name == orig.name && !r.secret_file.empty()) r.secret = orig.secret;
     finalize(back.cfg, back.diag);
     EXPECT_THAT(back.lines(), IsEmpty()) << text;
     EXPECT_TRUE(same_settings(c, back.cfg)) << text << "\n---\n" << to_toml(back.cfg, true);
 }
 
+// A seed's ha.cf, authkeys and haresources with the seeds' drbd.conf (which defines their
+// drbddisk::r0), parsed and finalized.
+Parsed seed_files(const std::string& seed) {
+    std::string dir = source_dir() + "/tests/fixtures/seeds/" + seed + "/";
+    std::string drbd = source_dir() + "/tests/fixtures/seeds-drbd/drbd.conf";
+    Parsed p;
+    parse_hacf(read_text(dir + "ha.cf"), "ha.cf", p.cfg, p.diag);
+    parse_authkeys(read_text(dir + "authkeys"), "authkeys", p.cfg, p.diag);
+    parse_haresources(read_text(dir + "haresources"), "haresources", p.cfg, p.diag);
+    parse_drbdconf(read_text(drbd), drbd, p.cfg, p.diag, read_included_files);
+    finalize(p.cfg, p.diag);
+    return p;
+}
+
 TEST(ToToml, RoundTripFromTheSeeds) {
     for (const char* seed : {"samba", "ftp"}) {
-        std::string dir = source_dir() + "/tests/fixtures/seeds/" + std::string(seed) + "/";
-        auto p = legacy(read_text(dir + "ha.cf"), read_text(dir + "authkeys"), read_text(dir + "haresources"));
+        auto p = seed_files(seed);
         ASSERT_FALSE(p.diag.has_errors()) << p.diag.str();
         expect_round_trip(p.cfg);
     }
@@ -114,8 +131,7 @@ agent = "samba"
 }
 
 TEST(ToToml, HeartbeatConfigurationsStayShort) {
-    std::string dir = source_dir() + "/tests/fixtures/seeds/samba/";
-    auto p = legacy(read_text(dir + "ha.cf"), read_text(dir + "authkeys"), read_text(dir + "haresources"));
+    auto p = seed_files("samba");
     ASSERT_FALSE(p.diag.has_errors()) << p.diag.str();
     std::string out = to_toml(p.cfg);
     for (const char* absent : {"[resources]", "[policy]", "[mail]", "{", "migration_threshold", "on_stop_failure", "timeout", "monitor"})
@@ -256,6 +272,127 @@ TEST(SameSettings, NoticesEveryDifference) {
     informative.groups[0].key_origins["name"] = Origin{"elsewhere", 9};
     informative.groups[0].resources[0].key_origins["params"] = Origin{"elsewhere", 9};
     informative.origins.keys["[policy] stop_retries"] = Origin{"elsewhere", 9};
+    EXPECT_TRUE(same_settings(base, informative));
+}
+
+// ---- replicas
+
+const std::string kReplicas = R"([replica.r0]
+device = "/dev/drbd0"
+protocol = "A"
+secret = "link \"secret\""
+encrypt = true
+resync_rate = 1500
+verify = "sha512"
+meta_disk = "/dev/lab/meta"
+[replica.r0.node.alpha]
+address = "[2001:db8::1]:7790"
+disk = "/dev/lab/disk0"
+meta_disk = "internal"
+[replica.r0.node.beta]
+address = "198.51.100.2"
+disk = "/dev/lab/disk1"
+[replica."r.1"]
+secret_file = "/etc/duet/r1.secret"
+resync_rate = "3G"
+[replica."r.1".node.alpha]
+address = "198.51.100.1:7789"
+disk = "/dev/lab/disk2"
+[replica."r.1".node.beta]
+address = "198.51.100.2:7789"
+disk = "/dev/lab/disk2"
+[replica.r2]
+[replica.r2.node.alpha]
+address = "198.51.100.1:7791"
+disk = "/dev/lab/disk3"
+[replica.r2.node.beta]
+address = "198.51.100.2:7791"
+disk = "/dev/lab/disk3"
+)";
+
+// The replica named `name`.
+Replica& named(Config& c, const std::string& name) {
+    for (Replica& r : c.replicas)
+        if (r.name == name) return r;
+    throw std::runtime_error("no replica " + name);
+}
+
+Parsed replicas() {
+    auto p = toml(toml_base(kReplicas));
+    named(p.cfg, "r.1").secret = "read from the secret file";  // as load() reads it
+    finalize(p.cfg, p.diag);
+    return p;
+}
+
+TEST(ToTomlReplica, EveryFieldIsPrinted) {
+    auto p = replicas();
+    ASSERT_THAT(p.lines(), IsEmpty());
+    std::string out = to_toml(p.cfg);
+    EXPECT_THAT(out, HasSubstr("\n[replica.r0]\ndevice = \"/dev/drbd0\"\nprotocol = \"A\"\nsecret = \"<hidden>\"\nencrypt = true\n"
+                               "resync_rate = \"1500\"\nverify = \"sha512\"\nmeta_disk = \"/dev/lab/meta\"\n"
+                               "\n[replica.r0.node.alpha]\naddress = \"[2001:db8::1]:7790\"\ndisk = \"/dev/lab/disk0\"\n"
+                               "meta_disk = \"internal\"\n"
+                               "\n[replica.r0.node.beta]\naddress = \"198.51.100.2:7788\"\ndisk = \"/dev/lab/disk1\"\n"));
+    EXPECT_THAT(out, HasSubstr("\n[replica.\"r.1\"]\ndevice = \"/dev/duet/r.1\"\nprotocol = \"C\"\n"
+                               "secret_file = \"/etc/duet/r1.secret\"\nencrypt = false\nresync_rate = \"3G\"\n"
+                               "meta_disk = \"internal\"\n\n[replica.\"r.1\".node.alpha]\n"));
+    EXPECT_THAT(out, HasSubstr("\n[replica.r2]\ndevice = \"/dev/duet/r2\"\nprotocol = \"C\"\n"
+                               "# no secret of its own: the link is authenticated with the [auth] key\nencrypt = false\n"
+                               "# no resync_rate: resync is not throttled\nmeta_disk = \"internal\"\n"));
+    EXPECT_THAT(out, Not(HasSubstr("link \\\"secret\\\"")));
+    EXPECT_THAT(out, Not(HasSubstr("read from the secret file")));
+    EXPECT_THAT(to_toml(p.cfg, true), HasSubstr("secret = \"link \\\"secret\\\"\"\n"));
+}
+
+TEST(ToTomlReplica, RoundTrips) {
+    expect_round_trip(replicas().cfg);
+    Parsed drbd;
+    parse_hacf(kHacf, "ha.cf", drbd.cfg, drbd.diag);
+    parse_authkeys("auth 1\n1 sha1 k\n", "authkeys", drbd.cfg, drbd.diag);
+    parse_haresources("alpha drbddisk::r0 Filesystem::/dev/drbd1::/data::ext4\n", "haresources", drbd.cfg, drbd.diag);
+    parse_drbdconf("resource r0 {\n net { protocol B; shared-secret \"s\"; }\n disk { resync-rate 7; }\n"
+                   " on alpha { volume 0 { device minor 1; disk /dev/sda7; meta-disk /dev/sdb1; } address 198.51.100.1:7789; }\n"
+                   " on beta { volume 0 { device minor 1; disk /dev/sda8; } address [2001:db8::2]:7789; }\n}\n",
+                   "drbd.conf", drbd.cfg, drbd.diag);
+    finalize(drbd.cfg, drbd.diag);
+    ASSERT_THAT(drbd.lines(), IsEmpty());
+    expect_round_trip(drbd.cfg);
+}
+
+TEST(SameSettingsReplica, NoticesEveryDifference) {
+    const Config base = replicas().cfg;
+    ASSERT_TRUE(same_settings(base, base));
+    auto r0 = [](Config& c) -> Replica& { return named(c, "r0"); };
+    std::vector<std::function<void(Config&)>> changes = {
+        [&](Config& c) { r0(c).name = "x"; },
+        [&](Config& c) { r0(c).device = "/dev/x"; },
+        [&](Config& c) { r0(c).protocol = 'C'; },
+        [&](Config& c) { r0(c).secret = "other"; },
+        [&](Config& c) { r0(c).secret_file = "/k"; },
+        [&](Config& c) { r0(c).secret_from_auth = true; },
+        [&](Config& c) { r0(c).encrypt = false; },
+        [&](Config& c) { r0(c).resync_rate = 1; },
+        [&](Config& c) { r0(c).verify_alg = "md5"; },
+        [&](Config& c) { r0(c).meta_disk = "internal"; },
+        [&](Config& c) { r0(c).nodes[0].node = "gamma"; },
+        [&](Config& c) { r0(c).nodes[0].address = "198.51.100.9"; },
+        [&](Config& c) { r0(c).nodes[0].port = 1; },
+        [&](Config& c) { r0(c).nodes[0].disk = "/dev/x"; },
+        [&](Config& c) { r0(c).nodes[0].meta_disk = "/dev/x"; },
+        [&](Config& c) { r0(c).nodes.pop_back(); },
+        [&](Config& c) { c.replicas.pop_back(); },
+    };
+    for (size_t i = 0; i < changes.size(); ++i) {
+        Config c = base;
+        changes[i](c);
+        EXPECT_FALSE(same_settings(base, c)) << "change " << i;
+    }
+    // With a secret file, its name is compared, not the secret read from it.
+    Config informative = base;
+    named(informative, "r.1").secret = "read again";
+    r0(informative).origin = Origin{"elsewhere", 9};
+    r0(informative).key_origins.clear();
+    r0(informative).nodes[0].key_origins.clear();
     EXPECT_TRUE(same_settings(base, informative));
 }
 

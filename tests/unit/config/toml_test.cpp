@@ -286,5 +286,149 @@ TEST(Toml, UnknownHomeIsReportedByFinalizeAtTheHomeLine) {
     EXPECT_THAT(h.lines(), ElementsAre(Diag("duet.toml:1: error: haresources: ", "home node 'gamma' is not a node of this cluster")));
 }
 
+// ---- [replica.NAME]
+
+TEST(TomlReplica, EveryKey) {
+    auto p = toml(toml_base(R"([replica.r0]
+device = "/dev/drbd0"
+protocol = "B"
+secret = "link secret"
+encrypt = true
+resync_rate = "100M"
+verify = "sha256"
+meta_disk = "/dev/lab/meta"
+[replica.r0.node.alpha]
+address = "198.51.100.1:7789"
+disk = "/dev/lab/disk0"
+meta_disk = "internal"
+[replica.r0.node.Beta]
+address = "[2001:db8::2]"
+disk = "/dev/lab/disk1"
+[replica.r1]
+secret_file = "/etc/duet/r1.secret"
+resync_rate = 1048577
+[replica.r1.node.alpha]
+address = "198.51.100.1"
+disk = "/dev/lab/disk2"
+)"));
+    EXPECT_THAT(p.lines(), IsEmpty());
+    ASSERT_EQ(p.cfg.replicas.size(), 2u);
+    const Replica& r = p.cfg.replicas[0];
+    EXPECT_EQ(r.name, "r0");
+    EXPECT_EQ(r.device, "/dev/drbd0");
+    EXPECT_EQ(r.protocol, 'B');
+    EXPECT_EQ(r.secret, "link secret");
+    EXPECT_TRUE(r.encrypt);
+    EXPECT_EQ(r.resync_rate, 100u << 20);
+    EXPECT_EQ(r.verify_alg, "sha256");
+    EXPECT_EQ(r.meta_disk, "/dev/lab/meta");
+    EXPECT_EQ(r.origin.str(), "duet.toml:8");
+    EXPECT_EQ(r.key_origins.at("device").str(), "duet.toml:9");
+    EXPECT_EQ(r.key_origins.at("device").key, "[replica.r0] device");
+    ASSERT_EQ(r.nodes.size(), 2u);
+    const ReplicaNode* alpha = r.on("alpha");
+    const ReplicaNode* beta = r.on("beta");  // node names are case-insensitive: "Beta"
+    ASSERT_TRUE(alpha && beta);
+    EXPECT_EQ(alpha->address, "198.51.100.1");
+    EXPECT_EQ(alpha->port, 7789);
+    EXPECT_EQ(alpha->disk, "/dev/lab/disk0");
+    EXPECT_EQ(alpha->meta_disk, "internal");
+    EXPECT_EQ(alpha->origin.str(), "duet.toml:16");
+    EXPECT_EQ(alpha->key_origins.at("address").key, "[replica.r0.node.alpha] address");
+    EXPECT_EQ(beta->address, "2001:db8::2");
+    EXPECT_EQ(beta->port, 7788);
+    EXPECT_EQ(beta->meta_disk, "");  // the replica's, filled by finalize()
+    const Replica& r1 = p.cfg.replicas[1];
+    EXPECT_EQ(r1.secret_file, "/etc/duet/r1.secret");
+    EXPECT_EQ(r1.resync_rate, 1048577u);
+    EXPECT_EQ(r1.device, "");  // finalize() gives the default
+    EXPECT_EQ(r1.protocol, 'C');
+    EXPECT_EQ(r1.meta_disk, "internal");
+}
+
+TEST(TomlReplica, EveryErrorNamesTheLineAndKey) {
+    auto p = toml(toml_base(R"([replica.r0]
+device = "dev/drbd0"
+protocol = "D"
+resync_rate = "1.5M"
+verify = "crc32"
+meta_disk = "meta"
+encrypt = "yes"
+secret = ""
+colour = "blue"
+node = 3
+[replica.r1]
+secret = "a"
+secret_file = "/k"
+resync_rate = 0
+[replica.r1.node.alpha]
+address = "2001:db8::1"
+disk = 7
+port = 7788
+[replica.r1.node.beta]
+address = "198.51.100.2:0"
+[replica.r1.node."no way"]
+)"));
+    const std::string rate = "expected a rate in bytes per second: an integer, or a string with a K, M or G suffix (powers of "
+                             "1024) such as \"100M\"; at most 1 TiB/s (leave resync_rate out for no limit), got ";
+    EXPECT_THAT(p.lines(),
+                ElementsAre("duet.toml:9: error: [replica.r0] device: expected an absolute path (starting with /), got 'dev/drbd0'",
+                            "duet.toml:10: error: [replica.r0] protocol: expected \"A\" (a write completes on the local disk), "
+                            "\"B\" (and in the peer's memory) or \"C\" (and on the peer's disk: no acknowledged write is lost), "
+                            "got 'D'",
+                            "duet.toml:11: error: [replica.r0] resync_rate: " + rate + "'1.5M'",
+                            "duet.toml:12: error: [replica.r0] verify: expected one of \"md5\", \"sha1\", \"sha256\", \"sha384\", "
+                            "\"sha512\", got 'crc32'",
+                            "duet.toml:13: error: [replica.r0] meta_disk: expected \"internal\" (metadata at the end of the disk) "
+                            "or the absolute path of a metadata device, got 'meta'",
+                            "duet.toml:14: error: [replica.r0] encrypt: expected true or false, got a string",
+                            "duet.toml:15: error: [replica.r0] secret: expected the replication link's shared secret, got an empty "
+                            "string",
+                            Diag("duet.toml:16: error: [replica.r0] colour: unknown key in [replica.r0]; expected one of: device "
+                                 "protocol secret secret_file encrypt resync_rate verify meta_disk node",
+                                 ""),
+                            "duet.toml:17: error: [replica.r0] node: expected [replica.r0.node.NODE] tables (one per node), got an "
+                            "integer",
+                            "duet.toml:20: error: [replica.r1] secret_file: give either secret or secret_file, not both (secret is "
+                            "at duet.toml:19)",
+                            "duet.toml:21: error: [replica.r1] resync_rate: " + rate + "0",
+                            "duet.toml:23: error: [replica.r1.node.alpha] address: expected ADDRESS[:PORT] such as "
+                            "\"198.51.100.1:7788\" or \"[2001:db8::1]:7788\" (port 7788 when absent), got '2001:db8::1': an IPv6 "
+                            "address needs brackets, such as [2001:db8::1]:7788",
+                            "duet.toml:24: error: [replica.r1.node.alpha] disk: expected an absolute path, got an integer",
+                            "duet.toml:25: error: [replica.r1.node.alpha] port: unknown key in [replica.r1.node.alpha]; expected "
+                            "one of: address disk meta_disk",
+                            "duet.toml:27: error: [replica.r1.node.beta] address: expected ADDRESS[:PORT] such as "
+                            "\"198.51.100.1:7788\" or \"[2001:db8::1]:7788\" (port 7788 when absent), got '198.51.100.2:0': port "
+                            "'0' is not a number from 1 to 65535",
+                            "duet.toml:28: error: [replica.r1.node.no way]: expected a node name (as in nodes), got 'no way'"));
+    EXPECT_THAT(toml("replica = 1\n" + toml_base()).lines(),
+                ElementsAre("duet.toml:1: error: [replica.NAME]: expected a table [replica.NAME], got an integer"));
+    EXPECT_THAT(toml(toml_base("[replica]\nr2 = 1\n")).lines(),
+                ElementsAre("duet.toml:9: error: [replica.r2]: expected a table [replica.NAME] (one per replicated disk), got an "
+                            "integer"));
+    EXPECT_THAT(toml(toml_base("[replica.r0.node]\nalpha = \"198.51.100.1\"\n")).lines(),
+                ElementsAre("duet.toml:9: error: [replica.r0.node.alpha]: expected a table [replica.r0.node.alpha] (the node's "
+                            "address and disk), got a string"));
+    EXPECT_THAT(toml(toml_base("[replicas.r0]\n")).lines(),
+                ElementsAre(Diag("duet.toml:8: error: replicas: unknown key (did you mean 'replica'?)", "")));
+}
+
+TEST(TomlReplica, RatesAndProtocolsInEveryAcceptedForm) {
+    auto rate = [](const std::string& v) {
+        auto p = toml(toml_base("[replica.r0]\nresync_rate = " + v + "\n"));
+        EXPECT_THAT(p.lines(), IsEmpty()) << v;
+        return p.cfg.replicas.at(0).resync_rate;
+    };
+    EXPECT_EQ(rate("\"512K\""), 512u << 10);
+    EXPECT_EQ(rate("\"1g\""), uint64_t(1) << 30);
+    EXPECT_EQ(rate("\"1000\""), 1000u);
+    EXPECT_EQ(rate("125000000"), 125000000u);
+    EXPECT_EQ(rate("\"1024G\""), uint64_t(1) << 40);
+    EXPECT_THAT(toml(toml_base("[replica.r0]\nresync_rate = \"1025G\"\n")).lines(),
+                ElementsAre(Diag("duet.toml:9: error: [replica.r0] resync_rate: ", "got '1025G'")));
+    EXPECT_EQ(toml(toml_base("[replica.r0]\nprotocol = \"a\"\n")).cfg.replicas.at(0).protocol, 'A');
+}
+
 }  // namespace
 }  // namespace duet::config::test
