@@ -5,6 +5,7 @@
 
 #include <cctype>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -157,6 +158,38 @@ std::string timings_text(const config::Timings& t) {
            ", initdead " + s(t.initdead);
 }
 
+// Starts the engine of every replica whose engine is not running yet. Engines outlive duetd (a
+// mounted replicated filesystem must not notice a duetd restart), so a running one is left alone;
+// duet-replicad detaches by itself once its control socket answers, and refuses to start twice.
+void start_replica_engines(const config::Config& cfg, const Options& opt, const std::string& self) {
+    if (cfg.replicas.empty()) return;
+    std::error_code ec;
+    auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    std::string replicad = "duet-replicad";
+    if (!ec)
+        for (auto cand : {exe.parent_path() / "duet-replicad", exe.parent_path().parent_path() / "sbin" / "duet-replicad"})
+            if (::access(cand.c_str(), X_OK) == 0) {
+                replicad = cand.string();
+                break;
+            }
+    for (const auto& r : cfg.replicas) {
+        std::vector<std::string> argv{replicad, "--replica", r.name, "--node", self};
+        if (opt.source.toml_path) argv.insert(argv.end(), {"-c", *opt.source.toml_path});
+        else if (opt.source.ha_dir) argv.insert(argv.end(), {"--ha-dir", *opt.source.ha_dir});
+        pid_t pid = ::fork();
+        if (pid == 0) {
+            std::vector<char*> av;
+            for (auto& a : argv) av.push_back(a.data());
+            av.push_back(nullptr);
+            ::execvp(av[0], av.data());
+            std::fprintf(stderr, "duetd: cannot run %s: %s\n", av[0], std::strerror(errno));
+            ::_exit(127);
+        }
+        if (pid < 0) log::error("replica " + r.name + ": cannot start its engine: " + std::strerror(errno));
+        else log::info("replica " + r.name + ": starting its engine (" + replicad + "), unless it runs already");
+    }
+}
+
 int run(const Options& opt) {
     auto loaded = load(opt, false);
     if (!loaded) {
@@ -206,6 +239,7 @@ int run(const Options& opt) {
         if (hb) hb->send_now();
     };
     groups = std::make_unique<cluster::Manager>(io, cfg, self, peer, search_path(opt), hooks);
+    start_replica_engines(cfg, opt, self);
     log::RateLimiter bad_report_log(60000);
     hb->set_payload(
         [&] {

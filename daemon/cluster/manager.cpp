@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <ctime>
+#include <filesystem>
 
 #include "daemon/util/clock.hpp"
 #include "daemon/util/log.hpp"
@@ -343,7 +344,29 @@ std::map<std::string, std::string> Manager::agent_env(const Group& g, const std:
         {"DUET_MAIL_FROM", cfg_.mail.from.empty() ? "duet@" + self_ : cfg_.mail.from},
         {"DUET_MAIL_STARTTLS", cfg_.mail.starttls ? "1" : "0"},
         {"DUET_MAIL_TLS_VERIFY", cfg_.mail.tls_verify ? "1" : "0"},
+        // For the replica agent: the hactl beside this duetd, and how duetd read its configuration
+        // (so an engine the agent starts reads the same files).
+        {"DUET_HACTL", hactl_path()},
+        // What membership says of the peer: the replica agent may then promote without waiting
+        // for its link to time out (a dead peer cannot be Primary any more).
+        {"DUET_PEER_STATE", liveness_ == PeerLiveness::Up ? "up" : liveness_ == PeerLiveness::Dead ? "dead" : "unknown"},
+        {"DUET_CONFIG_ARGS", cfg_.sources.empty() ? std::string()
+                             : cfg_.syntax == config::Syntax::Toml ? "-c " + cfg_.sources.front()
+                             : "--ha-dir " + std::filesystem::path(cfg_.sources.front()).parent_path().string()},
     };
+}
+
+// hactl next to duetd (a build tree) or in ../bin (an installation); else whatever PATH has.
+std::string Manager::hactl_path() {
+    static const std::string path = [] {
+        std::error_code ec;
+        auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+        if (!ec)
+            for (auto cand : {self.parent_path() / "hactl", self.parent_path().parent_path() / "bin" / "hactl"})
+                if (::access(cand.c_str(), X_OK) == 0) return cand.string();
+        return std::string("hactl");
+    }();
+    return path;
 }
 
 void Manager::run_chain(Group& g, std::optional<Step> step) {

@@ -76,6 +76,7 @@ private:
     GroupView view(const Group& g) const;
     void set_state(Group& g, proto::GroupState s, const std::string& why = "");
     void run_chain(Group& g, std::optional<Step> step);
+    static std::string hactl_path();
     std::map<std::string, std::string> agent_env(const Group& g, const std::string& event) const;
     void on_chain_done(Group& g);
     void arm_monitors(Group& g);

@@ -1,5 +1,8 @@
 // hactl: a thin client of duetd's control socket.
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -9,20 +12,20 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "daemon/config/model.hpp"
+#include "daemon/hactl/client.hpp"
+#include "daemon/hactl/replica.hpp"
 #include "proto/control.hpp"
 
 namespace {
 
-using Json = nlohmann::json;
+using namespace duet::hactl;
 namespace pc = duet::proto::control;
-
-// Exit codes: 0 ok, 1 the daemon answered with an error, 2 usage, 3 the daemon is not running
-// (LSB's "program is not running"), 4 protocol error.
-enum Exit { kOk = 0, kFailed = 1, kUsageError = 2, kNotRunning = 3, kProtocol = 4 };
 
 constexpr const char* kUsage = R"(usage: hactl [-s SOCKET] COMMAND
   status [--json] [--gaps]
@@ -37,95 +40,14 @@ constexpr const char* kUsage = R"(usage: hactl [-s SOCKET] COMMAND
   cleanup GROUP     clear GROUP's failures (and a blocked group's block) on both nodes
   maintenance on|off
                     stop / resume managing resources, leaving running ones untouched
+  replica ...       replicated disks: create-md, up, down, primary, secondary, connect,
+                    disconnect, status, events (hactl replica for details)
+  import DIR [--output FILE [--force]]
+                    convert Heartbeat's ha.cf, authkeys, haresources and drbd.conf in DIR
+                    into an equivalent duet.toml (secrets included; a FILE gets mode 0600)
   version           hactl's version
 The socket defaults to $DUET_SOCKET or /run/duet/duetd.sock.
 )";
-
-class Client {
-public:
-    explicit Client(std::string path) : path_(std::move(path)) {}
-    ~Client() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-
-    int connect() {
-        fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        if (path_.size() >= sizeof addr.sun_path) {
-            std::cerr << "hactl: socket path too long: " << path_ << "\n";
-            return kUsageError;
-        }
-        std::memcpy(addr.sun_path, path_.c_str(), path_.size());
-        if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-            int e = errno;
-            std::cerr << "hactl: cannot connect to duetd at " << path_ << ": " << std::strerror(e);
-            if (e == ENOENT || e == ECONNREFUSED) std::cerr << " (is duetd running?)";
-            if (e == EACCES) std::cerr << " (hactl needs root or the haclient group)";
-            std::cerr << "\n";
-            return e == EACCES ? kFailed : kNotRunning;
-        }
-        return kOk;
-    }
-
-    bool send(const pc::Request& r) {
-        std::string line = pc::encode(r);
-        size_t off = 0;
-        while (off < line.size()) {
-            ssize_t n = ::write(fd_, line.data() + off, line.size() - off);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                std::cerr << "hactl: write to duetd failed: " << std::strerror(errno) << "\n";
-                return false;
-            }
-            off += static_cast<size_t>(n);
-        }
-        return true;
-    }
-
-    // The next line, or nullopt at end of stream / error.
-    std::optional<std::string> line() {
-        while (true) {
-            if (auto l = split_.next()) return l;
-            if (split_.overflow()) {
-                std::cerr << "hactl: duetd sent an over-long message\n";
-                return std::nullopt;
-            }
-            char buf[65536];
-            ssize_t n = ::read(fd_, buf, sizeof buf);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) return std::nullopt;
-            split_.append(std::string_view(buf, static_cast<size_t>(n)));
-        }
-    }
-
-    // Sends a request and waits for its response.
-    int call(const std::string& command, Json args, Json& result) {
-        if (!send(pc::Request{1, command, std::move(args)})) return kProtocol;
-        auto l = line();
-        if (!l) {
-            std::cerr << "hactl: duetd closed the connection without answering\n";
-            return kProtocol;
-        }
-        std::string err;
-        auto r = pc::decode_response(*l, err);
-        if (!r) {
-            std::cerr << "hactl: bad answer from duetd: " << err << "\n";
-            return kProtocol;
-        }
-        if (!r->ok) {
-            std::cerr << "hactl: " << r->error << "\n";
-            return kFailed;
-        }
-        result = std::move(r->result);
-        return kOk;
-    }
-
-private:
-    std::string path_;
-    int fd_ = -1;
-    pc::LineSplitter split_;
-};
 
 std::string duration(const Json& ms) {
     if (!ms.is_number()) return "-";
@@ -240,6 +162,130 @@ void print_status(const Json& s, bool gaps) {
     if (gaps && peer) print_gaps(*peer);
 }
 
+// ---- hactl import: no daemon involved; the conversion is config::import_to_toml().
+
+// Owns a file descriptor.
+class FileFd {
+public:
+    explicit FileFd(int fd) : fd_(fd) {}
+    ~FileFd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    FileFd(const FileFd&) = delete;
+    FileFd& operator=(const FileFd&) = delete;
+    int get() const { return fd_; }
+    int release() {
+        int fd = fd_;
+        fd_ = -1;
+        return fd;
+    }
+
+private:
+    int fd_;
+};
+
+bool write_all(int fd, const std::string& text) {
+    size_t off = 0;
+    while (off < text.size()) {
+        ssize_t n = ::write(fd, text.data() + off, text.size() - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return false;
+        off += static_cast<size_t>(n);
+    }
+    return true;
+}
+
+// Writes `text` to `path` with mode 0600, since it holds the secrets. Without `force` the file
+// must not exist. With `force` a temporary file next to it replaces it by rename(), so an
+// interrupted write never leaves a half-written configuration. Returns what went wrong, or "".
+std::string write_private_file(const std::string& path, const std::string& text, bool force) {
+    auto failed = [&](const std::string& what) { return what + ": " + std::strerror(errno); };
+    if (!force) {
+        FileFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (fd.get() < 0) {
+            if (errno == EEXIST) return path + " already exists; add --force to replace it";
+            return failed("cannot create " + path);
+        }
+        if (!write_all(fd.get(), text) || ::fchmod(fd.get(), 0600) != 0 || ::fsync(fd.get()) != 0) {
+            std::string err = failed("cannot write " + path);
+            ::unlink(path.c_str());
+            return err;
+        }
+        if (::close(fd.release()) != 0) {
+            std::string err = failed("cannot write " + path);
+            ::unlink(path.c_str());
+            return err;
+        }
+        return "";
+    }
+    std::string tmp = path + ".XXXXXX";
+    FileFd fd(::mkstemp(tmp.data()));  // mode 0600
+    if (fd.get() < 0) return failed("cannot create a temporary file next to " + path);
+    if (!write_all(fd.get(), text) || ::fchmod(fd.get(), 0600) != 0 || ::fsync(fd.get()) != 0 || ::close(fd.release()) != 0 ||
+        ::rename(tmp.c_str(), path.c_str()) != 0) {
+        std::string err = failed("cannot write " + path);
+        ::unlink(tmp.c_str());
+        return err;
+    }
+    return "";
+}
+
+// hactl import DIR [--output FILE] [--force]
+int import_main(const std::vector<std::string>& args) {
+    std::optional<std::string> dir, output;
+    bool force = false;
+    for (size_t i = 1; i < args.size(); ++i) {
+        if (args[i] == "--output" || args[i] == "-o") {
+            if (i + 1 >= args.size()) {
+                std::cerr << "hactl: import: " << args[i] << " needs a file name\n";
+                return kUsageError;
+            }
+            output = args[++i];
+        } else if (args[i] == "--force") {
+            force = true;
+        } else if (!args[i].empty() && args[i][0] == '-') {
+            std::cerr << "hactl: import: unknown option " << args[i] << "; expected import DIR [--output FILE [--force]]\n";
+            return kUsageError;
+        } else if (dir) {
+            std::cerr << "hactl: import takes one directory (holding ha.cf, authkeys, haresources, drbd.conf), got "
+                      << *dir << " and " << args[i] << "\n";
+            return kUsageError;
+        } else {
+            dir = args[i];
+        }
+    }
+    if (!dir) {
+        std::cerr << "hactl: import needs the directory holding ha.cf, authkeys, haresources and drbd.conf "
+                     "(such as /etc/ha.d)\n";
+        return kUsageError;
+    }
+    if (force && !output) {
+        std::cerr << "hactl: import: --force only applies with --output FILE\n";
+        return kUsageError;
+    }
+    duet::config::Source src;
+    src.ha_dir = *dir;
+    duet::config::Diagnostics diag;
+    auto text = duet::config::import_to_toml(src, diag);
+    std::cerr << diag.str();
+    if (!text) {
+        std::cerr << "hactl: import: " << *dir << " was not converted (see the errors above)\n";
+        return kFailed;
+    }
+    if (!output) {
+        std::cout << *text << std::flush;
+        return std::cout ? kOk : kFailed;
+    }
+    std::string err = write_private_file(*output, *text, force);
+    if (!err.empty()) {
+        std::cerr << "hactl: import: " << err << "\n";
+        return kFailed;
+    }
+    std::cerr << "hactl: import: wrote " << *output << " (mode 0600: it holds the secrets); check it with "
+              << "`duetd --check-config -c " << *output << "`\n";
+    return kOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -269,6 +315,8 @@ int main(int argc, char** argv) {
         std::cout << "hactl " DUET_VERSION "\n";
         return kOk;
     }
+    if (cmd == "replica") return replica_main(args);
+    if (cmd == "import") return import_main(args);
     if (cmd == "status") {
         bool json = false, gaps = false;
         for (size_t i = 1; i < args.size(); ++i) {
@@ -283,8 +331,15 @@ int main(int argc, char** argv) {
         if (int rc = c.connect()) return rc;
         Json result;
         if (int rc = c.call("status", Json::object(), result)) return rc;
-        if (json) std::cout << result.dump(2) << "\n";
-        else print_status(result, gaps);
+        // The replicated disks' engines are separate processes with their own sockets.
+        Json replicas = replica_statuses();
+        if (json) {
+            result["replicas"] = replicas;
+            std::cout << result.dump(2) << "\n";
+        } else {
+            print_status(result, gaps);
+            print_replica_summary(replicas);
+        }
         return kOk;
     }
     if (cmd == "events") {
@@ -296,17 +351,44 @@ int main(int argc, char** argv) {
         if (int rc = c.connect()) return rc;
         Json result;
         if (int rc = c.call("events", Json::object(), result)) return rc;
-        while (auto l = c.line()) {
-            std::string err;
-            auto e = pc::decode_event(*l, err);
-            if (!e) {
-                std::cerr << "hactl: bad event from duetd: " << err << "\n";
+        // duetd's events and those of every replica engine running here (their own sockets).
+        std::vector<std::unique_ptr<Client>> engines;
+        for (const auto& path : replica_sockets()) {
+            auto e = std::make_unique<Client>(path, "replica engine " + path);
+            Json r;
+            if (e->connect() == kOk && e->call("events", Json::object(), r) == kOk) engines.push_back(std::move(e));
+        }
+        for (;;) {
+            std::vector<pollfd> fds{{c.fd(), POLLIN, 0}};
+            for (const auto& e : engines) fds.push_back({e->fd(), POLLIN, 0});
+            if (::poll(fds.data(), fds.size(), -1) < 0) {
+                if (errno == EINTR) continue;
                 return kProtocol;
             }
-            std::cout << e->event.dump() << std::endl;  // flushed per line, for pipes
+            for (size_t i = 0; i < fds.size(); ++i) {
+                if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+                Client& from = i == 0 ? c : *engines[i - 1];
+                bool open = from.read_some();
+                while (auto l = from.buffered_line()) {
+                    std::string err;
+                    auto e = pc::decode_event(*l, err);
+                    if (!e) {
+                        std::cerr << "hactl: bad event: " << err << "\n";
+                        return kProtocol;
+                    }
+                    std::cout << e->event.dump() << std::endl;  // flushed per line, for pipes
+                }
+                if (!open) {
+                    if (i == 0) {
+                        std::cerr << "hactl: duetd closed the event stream\n";
+                        return kNotRunning;
+                    }
+                    std::cerr << "hactl: a replica engine closed its event stream\n";
+                    engines.erase(engines.begin() + static_cast<long>(i - 1));
+                    break;  // indexes changed: poll again
+                }
+            }
         }
-        std::cerr << "hactl: duetd closed the event stream\n";
-        return kNotRunning;
     }
     auto simple = [&](const std::string& command, Json args) -> int {
         Client c(sock);
