@@ -149,6 +149,21 @@ uint64_t size_of(int fd) {
     return static_cast<uint64_t>(st.st_size);
 }
 
+bool answers(const std::string& name) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::string p = socket_of(name);
+    if (p.size() >= sizeof a.sun_path) {
+        ::close(fd);
+        return false;
+    }
+    std::memcpy(a.sun_path, p.c_str(), p.size());
+    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+}
+
 int create_md(const Common& c) {
     if (c.positional.size() != 1) {
         std::cerr << "hactl: replica create-md needs one replica name\n";
@@ -162,6 +177,11 @@ int create_md(const Common& c) {
     const config::ReplicaNode* me = rep->on(self);
     if (!me) {
         std::cerr << "hactl: replica " << name << " has no settings for node " << self << "\n";
+        return kFailed;
+    }
+    if (answers(name)) {
+        std::cerr << "hactl: the engine of replica " << name << " is running on this node and owns its metadata: "
+                  << "stop it first (hactl replica down " << name << ")\n";
         return kFailed;
     }
     bool internal = me->meta_disk == "internal";
@@ -221,21 +241,6 @@ std::string replicad_path() {
             if (::access(cand.c_str(), X_OK) == 0) return cand;
     }
     return "duet-replicad";
-}
-
-bool answers(const std::string& name) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::string p = socket_of(name);
-    if (p.size() >= sizeof a.sun_path) {
-        ::close(fd);
-        return false;
-    }
-    std::memcpy(a.sun_path, p.c_str(), p.size());
-    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
 }
 
 int up(const Common& c) {

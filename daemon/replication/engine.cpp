@@ -287,7 +287,10 @@ Engine::Engine(EngineConfig cfg) : cfg_(std::move(cfg)) {
     if (!me_ || !peer_)
         throw EngineError("replica " + cfg_.replica.name + " has no section for node " + (me_ ? cfg_.peer_node : cfg_.node));
     const std::string& disk = me_->disk;
-    data_fd_ = ::open(disk.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
+    // O_EXCL claims a block device, as a mount does: nobody mounts or mkfs'es it under us.
+    data_fd_ = ::open(disk.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC | O_EXCL);
+    if (data_fd_ < 0 && errno == EBUSY)
+        throw EngineError("the backing disk " + disk + " is in use (mounted, or claimed by another program)");
     if (data_fd_ < 0) throw EngineError("cannot open the backing disk " + disk + ": " + errno_text(errno));
     bool internal = me_->meta_disk == "internal";
     if (internal) {

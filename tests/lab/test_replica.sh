@@ -73,6 +73,9 @@ check "create-md refuses to overwrite existing metadata without --force" \
 check "engine starts on alpha" lab hactl alpha replica up r0
 check "engine starts on beta" lab hactl beta replica up r0
 check "the engines connect" wait_for 20 ris alpha 's["connection"]' Connected
+out=$(lab hactl alpha replica create-md r0 --force 2>&1)
+check "create-md refused, even forced, while the engine runs" bash -c "[[ \"\$1\" == *'is running'* ]]" _ "$out"
+check "the engine claims its backing disk: mkfs on it is refused" bash -c "! lab exec beta mkfs.ext4 -q -F /dev/lab/disk0 2> /dev/null"
 check "both Inconsistent after create-md" bash -c "[ \"\$(rq alpha 's[\"disk\"]')/\$(rq beta 's[\"disk\"]')\" = Inconsistent/Inconsistent ]"
 out=$(lab hactl alpha replica primary r0 2>&1)
 check "primary refused on Inconsistent data, naming --overwrite-data-of-peer" \
