@@ -2,6 +2,8 @@
 // it outlives duetd restarts (a mounted filesystem on the device keeps working), and is driven over
 // its control socket by duetd, the replica agent and `hactl replica`.
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -167,6 +169,15 @@ int main(int argc, char** argv) {
         ::close(ready[0]);
         ::setsid();
     }
+
+    // The engine's own mount namespace, private: its FUSE mount lives there only, and no mount of
+    // the filesystem on its device ever does. Otherwise, when the engine is the last process of a
+    // mount namespace that holds that filesystem (a container or a lab node losing power), its
+    // exit would unmount the filesystem, which flushes through the device to the FUSE server being
+    // torn down: the exit waits on itself forever, and the kernel never aborts the connection.
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+        log::warning(std::string("cannot give the engine a private mount namespace: ") + std::strerror(errno) +
+                     "; if it dies while a filesystem on its device is mounted in its namespace, that unmount may hang");
 
     // The socket first: it refuses when another engine of this replica answers on it, before we
     // touch the metadata that engine owns.
