@@ -333,7 +333,8 @@ Engine::Engine(EngineConfig cfg) : cfg_(std::move(cfg)) {
     persist_locked();
 }
 
-Engine::~Engine() {
+// Ends the link for good and waits for the connector (and so every session thread) to finish.
+void Engine::stop_link() {
     {
         std::lock_guard l(mu_);
         stopping_ = true;
@@ -347,6 +348,10 @@ Engine::~Engine() {
     }
     if (s) end_session(s, "engine stopping");
     if (connector_.joinable()) connector_.join();
+}
+
+Engine::~Engine() {
+    stop_link();
     device_.reset();
     if (data_fd_ >= 0) ::close(data_fd_);
     if (meta_fd_ >= 0) ::close(meta_fd_);
@@ -363,19 +368,7 @@ std::string Engine::stop() {
             return "device " + cfg_.replica.device + " (" + device_->loop_path() + ") is in use: unmount it first";
     }
     if (auto r = demote(); !r.empty()) return r;
-    {
-        std::lock_guard l(mu_);
-        stopping_ = true;
-        want_connected_ = false;
-    }
-    cv_.notify_all();
-    std::shared_ptr<Session> s;
-    {
-        std::lock_guard l(mu_);
-        s = session_;
-    }
-    if (s) end_session(s, "engine stopping");
-    if (connector_.joinable()) connector_.join();
+    stop_link();
     flush_bitmap();
     std::lock_guard l(mu_);
     al_->clear_on_disk();

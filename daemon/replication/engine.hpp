@@ -90,6 +90,7 @@ private:
 
     // connection management
     void connector_loop();
+    void stop_link();
     int dial(std::string& err);
     void receiver_loop(const std::shared_ptr<Session>& s);
     void resync_loop(std::shared_ptr<Session> s);

@@ -1,6 +1,7 @@
 // The activity log: fast path, LRU eviction (with the callback before the extent leaves the disk),
 // waiting when every slot is busy, recovery after a simulated crash and after a torn transaction,
 // and the on-disk safety property under 4 concurrent writers.
+#include "tests/unit/replication/temp_file.hpp"
 #include "daemon/replication/activity_log.hpp"
 
 #include <unistd.h>
@@ -27,31 +28,7 @@ constexpr uint64_t MiB = 1024 * 1024;
 constexpr uint64_t X = 4 * MiB;  // one extent
 uint64_t E(uint64_t n) { return n * X; }
 
-class TempFile {
-public:
-    explicit TempFile(uint64_t size) {
-        char tmpl[] = "/tmp/duet-al-test-XXXXXX";
-        fd_ = ::mkstemp(tmpl);
-        if (fd_ < 0) throw std::runtime_error("mkstemp failed");
-        path_ = tmpl;
-        if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) throw std::runtime_error("ftruncate failed");
-    }
-    ~TempFile() {
-        ::close(fd_);
-        ::unlink(path_.c_str());
-    }
-    int fd() const { return fd_; }
-    std::vector<uint8_t> read(uint64_t off, size_t n) const {
-        std::vector<uint8_t> b(n);
-        pread_all(fd_, b.data(), n, off, "test read");
-        return b;
-    }
-    void write(uint64_t off, const std::vector<uint8_t>& b) const { pwrite_all(fd_, b.data(), b.size(), off, "test write"); }
-
-private:
-    int fd_ = -1;
-    std::string path_;
-};
+using testing::TempFile;
 
 // A 64 MiB replica (16 extents) with internal metadata and a 4-slot log.
 struct Fixture {

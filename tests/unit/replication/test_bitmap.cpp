@@ -1,5 +1,6 @@
 // The dirty bitmap: range arithmetic, exact counting under concurrent set/clear from 4 threads,
 // merging a peer's words, and flush/load writing only the changed 4 KiB pages.
+#include "tests/unit/replication/temp_file.hpp"
 #include "daemon/replication/bitmap.hpp"
 
 #include <fcntl.h>
@@ -26,35 +27,7 @@ using ::testing::HasSubstr;
 constexpr uint64_t KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
 constexpr uint64_t kPageBits = 4096 * 8;  // blocks per on-disk page
 
-class TempFile {
-public:
-    explicit TempFile(uint64_t size) {
-        char tmpl[] = "/tmp/duet-bm-test-XXXXXX";
-        fd_ = ::mkstemp(tmpl);
-        if (fd_ < 0) throw std::runtime_error("mkstemp failed");
-        path_ = tmpl;
-        if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) throw std::runtime_error("ftruncate failed");
-    }
-    ~TempFile() {
-        ::close(fd_);
-        ::unlink(path_.c_str());
-    }
-    int fd() const { return fd_; }
-    const std::string& path() const { return path_; }
-    std::vector<uint8_t> read(uint64_t off, size_t n) const {
-        std::vector<uint8_t> b(n);
-        pread_all(fd_, b.data(), n, off, "test read");
-        return b;
-    }
-    void fill(uint64_t off, size_t n, uint8_t v) const {
-        std::vector<uint8_t> b(n, v);
-        pwrite_all(fd_, b.data(), n, off, "test fill");
-    }
-
-private:
-    int fd_ = -1;
-    std::string path_;
-};
+using testing::TempFile;
 
 uint64_t popcount_all(const Bitmap& b) {
     uint64_t n = 0;

@@ -1,5 +1,6 @@
 // On-disk metadata: layout arithmetic, superblock codec and corruption detection, the two-copy
 // torn-write protection, create-md, and the filesystem check against real mkfs.ext4 images.
+#include "tests/unit/replication/temp_file.hpp"
 #include "daemon/replication/metadata.hpp"
 
 #include <fcntl.h>
@@ -24,38 +25,7 @@ using proto::repl::Disk;
 
 constexpr uint64_t KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
 
-// A scratch file of `size` bytes, removed with the object.
-class TempFile {
-public:
-    explicit TempFile(uint64_t size, uint8_t fill = 0) {
-        char tmpl[] = "/tmp/duet-md-test-XXXXXX";
-        fd_ = ::mkstemp(tmpl);
-        if (fd_ < 0) throw std::runtime_error("mkstemp failed");
-        path_ = tmpl;
-        if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) throw std::runtime_error("ftruncate failed");
-        if (fill != 0) {
-            std::vector<uint8_t> buf(MiB, fill);
-            for (uint64_t off = 0; off < size; off += buf.size())
-                pwrite_all(fd_, buf.data(), std::min<uint64_t>(buf.size(), size - off), off, "fill");
-        }
-    }
-    ~TempFile() {
-        ::close(fd_);
-        ::unlink(path_.c_str());
-    }
-    int fd() const { return fd_; }
-    const std::string& path() const { return path_; }
-    std::vector<uint8_t> read(uint64_t off, size_t n) const {
-        std::vector<uint8_t> b(n);
-        pread_all(fd_, b.data(), n, off, "test read");
-        return b;
-    }
-    void write(uint64_t off, const std::vector<uint8_t>& b) const { pwrite_all(fd_, b.data(), b.size(), off, "test write"); }
-
-private:
-    int fd_ = -1;
-    std::string path_;
-};
+using testing::TempFile;
 
 Superblock sample(const Layout& l) {
     Superblock sb;
