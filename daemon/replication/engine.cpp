@@ -1099,6 +1099,10 @@ bool Engine::handle_frame(const std::shared_ptr<Session>& s, const pr::Header& h
         if (s->established) return fail("peer sent a bitmap after the handshake");
         uint64_t n = payload.size() / 8;
         if (payload.size() % 8) return fail("bad Bitmap frame length");
+        uint64_t words = (bitmap_->blocks() + 63) / 64;
+        if (h.offset > words || n > words - h.offset)
+            return fail("peer sent bitmap words " + std::to_string(h.offset) + "+" + std::to_string(n) +
+                        " past the end of the bitmap (" + std::to_string(words) + " words)");
         if (s->peer_words.size() < h.offset + n) s->peer_words.resize(h.offset + n);
         for (uint64_t i = 0; i < n; ++i) {
             uint64_t v = 0;
