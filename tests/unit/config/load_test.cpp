@@ -305,12 +305,16 @@ TEST(ExampleConfig, LoadsWithItsKeyFile) {
     EXPECT_EQ(c.paths[2].name(), "ucast eth1 203.0.113.2:694");
     ASSERT_EQ(c.groups.size(), 1u);
     EXPECT_EQ(c.groups[0].name, "share");
-    EXPECT_EQ(c.groups[0].resources.size(), 4u);
-    EXPECT_EQ(c.groups[0].resources[3].str(), "MailTo::root::Duet share");
-    EXPECT_EQ(c.groups[0].resources[3].monitor, false);
-    EXPECT_EQ(c.groups[0].resources[1].params.at("options"), "noatime");
-    EXPECT_EQ(c.groups[0].resources[1].stop_timeout, std::chrono::seconds(120));
-    EXPECT_EQ(c.groups[0].resources[2].monitor_interval, std::chrono::seconds(30));
+    EXPECT_EQ(c.groups[0].resources.size(), 5u);
+    EXPECT_EQ(c.groups[0].resources[1].str(), "replica::r0");
+    EXPECT_EQ(c.groups[0].resources[4].str(), "MailTo::root::Duet share");
+    EXPECT_EQ(c.groups[0].resources[4].monitor, false);
+    EXPECT_EQ(c.groups[0].resources[2].params.at("options"), "noatime");
+    EXPECT_EQ(c.groups[0].resources[2].stop_timeout, std::chrono::seconds(120));
+    EXPECT_EQ(c.groups[0].resources[3].monitor_interval, std::chrono::seconds(30));
+    ASSERT_EQ(c.replicas.size(), 1u);
+    EXPECT_EQ(c.replicas[0].device, "/dev/duet/r0");
+    EXPECT_EQ(c.replicas[0].secret, "an example secret");  // the [auth] key, as no secret is set
     EXPECT_FALSE(c.groups[0].migration_threshold);
     // The [resources], [policy] and [mail] sections show the defaults.
     Config defaults = c;
