@@ -1,12 +1,15 @@
 // Heartbeat packet codec. Layout and rules: docs/protocol.md, "Heartbeat packet".
 #include "proto/heartbeat.hpp"
 
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include <algorithm>
 #include <stdexcept>
+
+#include "proto/bytes.hpp"
 
 namespace duet::proto {
 
@@ -45,45 +48,7 @@ void put_u64(std::vector<uint8_t>& out, uint64_t v) {
     for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(v >> shift));
 }
 
-// Bounds-checked big-endian reader over a span. Every read checks the remaining length first; a
-// failed read leaves the reader in the failed state and returns 0.
-class Reader {
-public:
-    explicit Reader(std::span<const uint8_t> bytes) : bytes_(bytes) {}
-    size_t remaining() const { return bytes_.size() - pos_; }
-    size_t pos() const { return pos_; }
-    bool ok() const { return ok_; }
-    bool has(size_t n) const { return ok_ && remaining() >= n; }
-
-    uint64_t be(size_t n) {
-        if (!has(n)) {
-            ok_ = false;
-            return 0;
-        }
-        uint64_t v = 0;
-        for (size_t i = 0; i < n; ++i) v = (v << 8) | bytes_[pos_ + i];
-        pos_ += n;
-        return v;
-    }
-    uint8_t u8() { return static_cast<uint8_t>(be(1)); }
-    uint16_t u16() { return static_cast<uint16_t>(be(2)); }
-    uint32_t u32() { return static_cast<uint32_t>(be(4)); }
-    uint64_t u64() { return be(8); }
-    std::span<const uint8_t> take(size_t n) {
-        if (!has(n)) {
-            ok_ = false;
-            return {};
-        }
-        auto s = bytes_.subspan(pos_, n);
-        pos_ += n;
-        return s;
-    }
-
-private:
-    std::span<const uint8_t> bytes_;
-    size_t pos_ = 0;
-    bool ok_ = true;
-};
+using Reader = ByteReader;
 
 // HMAC-SHA256 of `data` under `key`. `key` must be non-empty.
 std::array<uint8_t, kMacSize> hmac_sha256(std::string_view key, std::span<const uint8_t> data) {

@@ -1,6 +1,7 @@
 // Replication link codec. Layout and rules: docs/protocol.md, "Replication link".
 #include "proto/replication.hpp"
 
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -9,66 +10,21 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "proto/bytes.hpp"
+
 namespace duet::proto::repl {
 
 namespace {
 
 constexpr std::string_view kAuthLabel = "duet-replica-auth-v1";
 
-class Writer {
-public:
-    explicit Writer(size_t reserve) { out.reserve(reserve); }
-    void be(uint64_t v, int bytes) {
-        for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(v >> shift));
-    }
-    void u8(uint8_t v) { be(v, 1); }
-    void u16(uint16_t v) { be(v, 2); }
-    void u32(uint32_t v) { be(v, 4); }
-    void u64(uint64_t v) { be(v, 8); }
-    void name(std::string_view s) {  // the caller has validated the length (<= 255)
-        u8(static_cast<uint8_t>(s.size()));
-        out.insert(out.end(), s.begin(), s.end());
-    }
-    void bytes(std::span<const uint8_t> b) { out.insert(out.end(), b.begin(), b.end()); }
-    std::vector<uint8_t> out;
-};
+using Reader = ByteReader;
 
-// Bounds-checked big-endian reader. A read past the end marks the reader failed and returns 0, so
-// a decoder can read every field and check ok() once per group of fields.
-class Reader {
-public:
-    explicit Reader(std::span<const uint8_t> b) : b_(b) {}
-    bool ok() const { return ok_; }
-    bool done() const { return pos_ == b_.size(); }
-    uint64_t be(size_t n) {
-        if (!ok_ || b_.size() - pos_ < n) {
-            ok_ = false;
-            return 0;
-        }
-        uint64_t v = 0;
-        for (size_t i = 0; i < n; ++i) v = (v << 8) | b_[pos_ + i];
-        pos_ += n;
-        return v;
-    }
-    uint8_t u8() { return static_cast<uint8_t>(be(1)); }
-    uint16_t u16() { return static_cast<uint16_t>(be(2)); }
-    uint32_t u32() { return static_cast<uint32_t>(be(4)); }
-    uint64_t u64() { return be(8); }
-    std::span<const uint8_t> take(size_t n) {
-        if (!ok_ || b_.size() - pos_ < n) {
-            ok_ = false;
-            return {};
-        }
-        auto s = b_.subspan(pos_, n);
-        pos_ += n;
-        return s;
-    }
-
-private:
-    std::span<const uint8_t> b_;
-    size_t pos_ = 0;
-    bool ok_ = true;
-};
+// A length-prefixed name; the caller has validated the length (<= 255).
+void put_name(ByteWriter& w, std::string_view s) {
+    w.u8(static_cast<uint8_t>(s.size()));
+    w.bytes({reinterpret_cast<const uint8_t*>(s.data()), s.size()});
+}
 
 bool valid_short_name(std::string_view s) {
     return !s.empty() && s.size() <= kNameMax &&
@@ -166,7 +122,7 @@ const char* to_string(Type t) {
 
 // Layout: magic u32 | type u16 | flags u16 | id u64 | offset u64 | length u32 | aux u32.
 std::array<uint8_t, kHeaderSize> encode_header(const Header& h) {
-    Writer w(kHeaderSize);
+    ByteWriter w(kHeaderSize);
     w.u32(kMagic);
     w.u16(static_cast<uint16_t>(h.type));
     w.u16(h.flags);
@@ -270,12 +226,12 @@ std::vector<uint8_t> encode(const Hello& m) {
                                     "' must be 1..64 printable ASCII characters without spaces");
     if (m.flags & ~kHelloEncrypt)
         throw std::invalid_argument("replication Hello: unknown flags " + std::to_string(m.flags));
-    Writer w(kHelloMax);
+    ByteWriter w(kHelloMax);
     w.u16(m.version);
     w.u16(m.flags);
-    w.name(m.cluster);
-    w.name(m.replica);
-    w.name(m.node);
+    put_name(w, m.cluster);
+    put_name(w, m.replica);
+    put_name(w, m.node);
     w.u64(m.size);
     w.bytes(m.nonce);
     return std::move(w.out);
@@ -307,7 +263,7 @@ std::vector<uint8_t> encode(const State& m) {
         throw std::invalid_argument("replication State: invalid disk state " + std::to_string(static_cast<int>(m.disk)));
     if (m.flags & ~kStateCrashedPrimary)
         throw std::invalid_argument("replication State: unknown flags " + std::to_string(m.flags));
-    Writer w(kStateSize);
+    ByteWriter w(kStateSize);
     w.u8(static_cast<uint8_t>(m.role));
     w.u8(static_cast<uint8_t>(m.disk));
     w.u8(m.flags);
@@ -340,7 +296,7 @@ Error decode(std::span<const uint8_t> bytes, State& out) {
 }
 
 std::vector<uint8_t> encode(const TrimBody& m) {
-    Writer w(kTrimSize);
+    ByteWriter w(kTrimSize);
     w.u64(m.length);
     return std::move(w.out);
 }
@@ -360,7 +316,7 @@ std::array<uint8_t, kMacSize> auth_proof(std::string_view secret, std::span<cons
                                          std::span<const uint8_t> peer_hello) {
     if (secret.empty()) throw std::invalid_argument("replication auth: empty shared secret");
     // Length prefixes keep the boundary between the two Hellos unambiguous whatever they contain.
-    Writer w(kAuthLabel.size() + 8 + own_hello.size() + peer_hello.size());
+    ByteWriter w(kAuthLabel.size() + 8 + own_hello.size() + peer_hello.size());
     w.bytes(std::span(reinterpret_cast<const uint8_t*>(kAuthLabel.data()), kAuthLabel.size()));
     w.u32(static_cast<uint32_t>(own_hello.size()));
     w.bytes(own_hello);
