@@ -571,7 +571,11 @@ bool Link::accept_header(const std::array<uint8_t, repl::kHeaderSize>& bytes, re
     return true;
 }
 
-bool Link::recv(repl::Header& h, std::vector<uint8_t>& payload) {
+bool Link::recv(repl::Header& h, std::vector<uint8_t>& payload) { return recv_any(h, payload); }
+bool Link::recv(repl::Header& h, IoBuffer& payload) { return recv_any(h, payload); }
+
+template <class Buffer>
+bool Link::recv_any(repl::Header& h, Buffer& payload) {
     if (down_) return false;
     const bool ok = recv_aead_ ? recv_sealed(h, payload) : recv_clear(h, payload);
     if (!ok) return false;
@@ -579,7 +583,8 @@ bool Link::recv(repl::Header& h, std::vector<uint8_t>& payload) {
     return true;
 }
 
-bool Link::recv_clear(repl::Header& h, std::vector<uint8_t>& payload) {
+template <class Buffer>
+bool Link::recv_clear(repl::Header& h, Buffer& payload) {
     std::array<uint8_t, repl::kHeaderSize> head;
     std::string err;
     Io r = read_exact(head.data(), head.size(), nullptr, err);
@@ -593,7 +598,8 @@ bool Link::recv_clear(repl::Header& h, std::vector<uint8_t>& payload) {
     return true;
 }
 
-bool Link::recv_sealed(repl::Header& h, std::vector<uint8_t>& payload) {
+template <class Buffer>
+bool Link::recv_sealed(repl::Header& h, Buffer& payload) {
     std::array<uint8_t, kRecordLength> len_bytes;
     std::string err;
     Io r = read_exact(len_bytes.data(), len_bytes.size(), nullptr, err);

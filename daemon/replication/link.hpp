@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/replication/io_buffer.hpp"
 #include "proto/replication.hpp"
 
 namespace duet::replication {
@@ -67,6 +68,8 @@ public:
     // an error, a protocol violation, a Refuse from the peer, or shutdown(); reason() says which.
     // One receiving thread at a time.
     bool recv(proto::repl::Header& h, std::vector<uint8_t>& payload);
+    // The same into an aligned buffer (the engine writes it to its O_DIRECT disk as it is).
+    bool recv(proto::repl::Header& h, IoBuffer& payload);
 
     // Ends the link from any thread: a blocked recv returns false, later sends throw.
     void shutdown();
@@ -94,8 +97,12 @@ private:
     // closed or reset the connection.
     Io write_all(std::span<iovec> iov, const Deadline* deadline, std::string& err);
     Io wait(short events, const Deadline& deadline, std::string& err);
-    bool recv_clear(proto::repl::Header& h, std::vector<uint8_t>& payload);
-    bool recv_sealed(proto::repl::Header& h, std::vector<uint8_t>& payload);
+    template <class Buffer>
+    bool recv_any(proto::repl::Header& h, Buffer& payload);
+    template <class Buffer>
+    bool recv_clear(proto::repl::Header& h, Buffer& payload);
+    template <class Buffer>
+    bool recv_sealed(proto::repl::Header& h, Buffer& payload);
     bool accept_header(const std::array<uint8_t, proto::repl::kHeaderSize>& bytes, proto::repl::Header& h);
     bool fail(const std::string& why);  // records the first reason, shuts the socket; returns false
 
