@@ -24,6 +24,7 @@
 #include "daemon/replication/activity_log.hpp"
 #include "daemon/replication/bitmap.hpp"
 #include "daemon/replication/genid.hpp"
+#include "daemon/replication/io_buffer.hpp"
 #include "daemon/replication/link.hpp"
 #include "daemon/util/log.hpp"
 
@@ -35,37 +36,18 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr size_t kAlign = 4096;
 constexpr size_t kMaxIo = 1u << 20;              // largest request we copy in one piece (FUSE max_write)
 constexpr uint64_t kResyncChunk = 1u << 20;      // one ResyncData frame at most
 constexpr uint64_t kResyncWindow = 16u << 20;    // resync bytes in flight at most
+constexpr unsigned kResyncReaders = 3;            // resync reads in progress at once
 constexpr auto kPingInterval = 1s;
 constexpr auto kPeerTimeout = 6s;                // no frame for this long: the link is dead
 constexpr auto kHandshakeTimeout = 5s;
 constexpr unsigned kApplyThreads = 8;
 
-// A 4 KiB-aligned buffer for O_DIRECT I/O.
-struct AlignedBuf {
-    uint8_t* p = nullptr;
-    size_t cap = 0;
-    AlignedBuf() = default;
-    explicit AlignedBuf(size_t n) { reserve(n); }
-    AlignedBuf(const AlignedBuf&) = delete;
-    AlignedBuf& operator=(const AlignedBuf&) = delete;
-    ~AlignedBuf() { std::free(p); }
-    void reserve(size_t n) {
-        if (n <= cap) return;
-        std::free(p);
-        p = nullptr;
-        size_t rounded = (n + kAlign - 1) / kAlign * kAlign;
-        if (posix_memalign(reinterpret_cast<void**>(&p), kAlign, rounded) != 0) throw std::bad_alloc();
-        cap = rounded;
-    }
-};
-
-AlignedBuf& thread_buffer(size_t n) {
-    thread_local AlignedBuf buf;
-    buf.reserve(n);
+IoBuffer& thread_buffer(size_t n) {
+    thread_local IoBuffer buf;
+    buf.resize(n);
     return buf;
 }
 
@@ -150,7 +132,7 @@ public:
     struct Op {
         pr::Header h;
         uint64_t len = 0;  // bytes covered on the device (a Trim's length is in its body)
-        AlignedBuf buf;
+        IoBuffer buf;      // the payload as received (aligned: written to the disk as it is)
     };
     Applier(Engine& e, std::shared_ptr<Session> s) : e_(e), s_(std::move(s)) {
         for (unsigned i = 0; i < kApplyThreads; ++i) threads_.emplace_back([this] { run(); });
@@ -180,13 +162,39 @@ public:
         queue_.push_back(std::move(op));
         cv_.notify_all();
     }
+    // Called by the receiver thread: applies a small op on the receiver thread itself when
+    // nothing else is in flight (no hand-off to a pool thread: the latency of a lone 4 KiB write
+    // or a journal commit). False, and nothing done, when the op must go through submit().
+    bool apply_inline(std::unique_ptr<Op>& op) {
+        if (op->len > kInlineMax) return false;
+        {
+            std::lock_guard l(m_);
+            if (stop_ || !inflight_.empty() || !queue_.empty()) return false;
+            inflight_.emplace_back(op->h.offset, op->h.offset + op->len);
+        }
+        apply(*op);
+        done(std::move(op));
+        return true;
+    }
     void drain() {
         std::unique_lock l(m_);
         cv_.wait(l, [&] { return stop_ || (inflight_.empty() && queue_.empty()); });
     }
+    // A receive buffer: one an applied op gave back, else a new one.
+    IoBuffer take_buffer() {
+        std::lock_guard l(m_);
+        if (pool_.empty()) return {};
+        IoBuffer b = std::move(pool_.back());
+        pool_.pop_back();
+        return b;
+    }
 
 private:
+    static constexpr uint64_t kInlineMax = 64u << 10;
+    static constexpr size_t kPoolMax = 4 * kApplyThreads;
     void run();
+    void apply(Op& op);  // the local write or trim, then the ack
+    void done(std::unique_ptr<Op> op);  // no longer in flight; its buffer back to the pool
 
     Engine& e_;
     std::shared_ptr<Session> s_;
@@ -195,6 +203,7 @@ private:
     std::deque<std::unique_ptr<Op>> queue_;
     std::vector<std::pair<uint64_t, uint64_t>> inflight_;
     std::vector<std::thread> threads_;
+    std::vector<IoBuffer> pool_;
     bool stop_ = false;
     friend class Engine;
 };
@@ -246,37 +255,46 @@ void Engine::Applier::run() {
             op = std::move(queue_.front());
             queue_.pop_front();
         }
-        int err = 0;
-        pr::Type ack = pr::Type::WriteAck;
-        if (op->h.type == pr::Type::Trim) {
-            err = e_.local_discard(op->h.offset, op->len);
-        } else {
-            if (op->h.type == pr::Type::ResyncData) ack = pr::Type::ResyncAck;
-            try {
-                e_.local_write(op->h.offset, {op->buf.p, op->h.length});
-            } catch (const std::system_error& ex) {
-                err = ex.code().value();
-                log::error("replica " + e_.cfg_.replica.name + ": writing the peer's data at " +
-                           std::to_string(op->h.offset) + ": " + ex.what());
-            }
-        }
-        bool ack_now = !(op->h.flags & pr::kFlagAckOnReceive) || op->h.type != pr::Type::Write;
-        if (ack_now && !s_->dead) {
-            try {
-                s_->link->send(pr::Header{ack, 0, op->h.id, op->h.offset, 0, static_cast<uint32_t>(err)});
-            } catch (const std::exception&) {
-                // the receiver sees the link fail and ends the session
-            }
-        }
-        {
-            std::lock_guard l(m_);
-            uint64_t lo = op->h.offset;
-            uint64_t hi = lo + op->len;
-            auto it = std::find(inflight_.begin(), inflight_.end(), std::make_pair(lo, hi));
-            if (it != inflight_.end()) inflight_.erase(it);
-        }
-        cv_.notify_all();
+        apply(*op);
+        done(std::move(op));
     }
+}
+
+void Engine::Applier::apply(Op& op) {
+    int err = 0;
+    pr::Type ack = pr::Type::WriteAck;
+    if (op.h.type == pr::Type::Trim) {
+        err = e_.local_discard(op.h.offset, op.len);
+    } else {
+        if (op.h.type == pr::Type::ResyncData) ack = pr::Type::ResyncAck;
+        try {
+            e_.local_write(op.h.offset, op.buf.span());
+        } catch (const std::system_error& ex) {
+            err = ex.code().value();
+            log::error("replica " + e_.cfg_.replica.name + ": writing the peer's data at " + std::to_string(op.h.offset) +
+                       ": " + ex.what());
+        }
+    }
+    bool ack_now = !(op.h.flags & pr::kFlagAckOnReceive) || op.h.type != pr::Type::Write;
+    if (ack_now && !s_->dead) {
+        try {
+            s_->link->send(pr::Header{ack, 0, op.h.id, op.h.offset, 0, static_cast<uint32_t>(err)});
+        } catch (const std::exception&) {
+            // the receiver sees the link fail and ends the session
+        }
+    }
+}
+
+void Engine::Applier::done(std::unique_ptr<Op> op) {
+    {
+        std::lock_guard l(m_);
+        uint64_t lo = op->h.offset;
+        uint64_t hi = lo + op->len;
+        auto it = std::find(inflight_.begin(), inflight_.end(), std::make_pair(lo, hi));
+        if (it != inflight_.end()) inflight_.erase(it);
+        if (op->buf.capacity() && pool_.size() < kPoolMax) pool_.push_back(std::move(op->buf));
+    }
+    cv_.notify_all();
 }
 
 // ---- construction ----------------------------------------------------------------------------------
@@ -382,10 +400,10 @@ std::string Engine::stop() {
 
 void Engine::local_write(uint64_t offset, std::span<const uint8_t> data) {
     const uint8_t* src = data.data();
-    if (reinterpret_cast<uintptr_t>(src) % kAlign != 0) {
+    if (reinterpret_cast<uintptr_t>(src) % IoBuffer::kAlign != 0) {
         auto& b = thread_buffer(data.size());
-        std::memcpy(b.p, src, data.size());
-        src = b.p;
+        std::memcpy(b.data(), src, data.size());
+        src = b.data();
     }
     size_t done = 0;
     while (done < data.size()) {
@@ -451,12 +469,12 @@ void Engine::read(uint64_t offset, size_t length, ReadCompletion c) {
     if (offset + length > layout_.data_size) return c.fail(EINVAL);
     auto& b = thread_buffer(length);
     try {
-        local_read(offset, length, b.p);
+        local_read(offset, length, b.data());
     } catch (const std::system_error& e) {
         log::error("replica " + cfg_.replica.name + ": " + e.what());
         return c.fail(EIO);
     }
-    c.done({b.p, length});
+    c.done({b.data(), length});
 }
 
 void Engine::complete_write(const std::shared_ptr<PendingWrite>& w) {
@@ -1060,15 +1078,17 @@ void Engine::end_session(const std::shared_ptr<Session>& s, const std::string& r
 
 void Engine::receiver_loop(const std::shared_ptr<Session>& s) {
     pr::Header h;
-    std::vector<uint8_t> payload;
+    IoBuffer payload;
     while (!s->dead && s->link->recv(h, payload)) {
         s->last_rx_ms = now_ms();
         if (!handle_frame(s, h, payload)) return;
+        // A write handed its buffer to the applier: take a used one back rather than allocate.
+        if (payload.capacity() == 0 && s->applier) payload = s->applier->take_buffer();
     }
     if (!s->dead) end_session(s, s->link->reason().empty() ? "the peer closed the connection" : s->link->reason());
 }
 
-bool Engine::handle_frame(const std::shared_ptr<Session>& s, const pr::Header& h, std::vector<uint8_t>& payload) {
+bool Engine::handle_frame(const std::shared_ptr<Session>& s, const pr::Header& h, IoBuffer& payload) {
     auto fail = [&](const std::string& why) {
         end_session(s, why);
         return false;
@@ -1183,10 +1203,9 @@ bool Engine::handle_frame(const std::shared_ptr<Session>& s, const pr::Header& h
             if (h.offset % 512 || payload.size() % 512 || h.offset + payload.size() > layout_.data_size)
                 return fail("peer sent a write outside the device or unaligned");
             op->len = payload.size();
-            op->buf.reserve(payload.size());
-            std::memcpy(op->buf.p, payload.data(), payload.size());
-            received_ += payload.size();
-            if (h.type == pr::Type::ResyncData) s->sync_done += payload.size();
+            op->buf = std::move(payload);  // no copy: the disk write goes from the receive buffer
+            received_ += op->len;
+            if (h.type == pr::Type::ResyncData) s->sync_done += op->len;
         }
         if (h.type == pr::Type::Write && (h.flags & pr::kFlagAckOnReceive)) {
             try {
@@ -1194,7 +1213,7 @@ bool Engine::handle_frame(const std::shared_ptr<Session>& s, const pr::Header& h
             } catch (const std::exception&) {
             }
         }
-        s->applier->submit(std::move(op));
+        if (!s->applier->apply_inline(op)) s->applier->submit(std::move(op));
         return true;
     }
     case pr::Type::Flush: {
@@ -1302,44 +1321,78 @@ bool Engine::handle_frame(const std::shared_ptr<Session>& s, const pr::Header& h
 
 // ---- resync (source side) ------------------------------------------------------------------------
 
-void Engine::resync_loop(std::shared_ptr<Session> s) {
-    AlignedBuf buf(kResyncChunk);
+// Several readers, so that one reads from the disk while another sends: each takes the next dirty
+// run under the cursor's lock, then reads and sends it under its stripe locks (an application
+// write to the same range is then either entirely before the read or sent after our data).
+struct Engine::ResyncCursor {
+    std::mutex m;
+    std::condition_variable cv;
+    uint64_t next = 0;  // first block not yet handed out in this pass
+    unsigned busy = 0;  // readers between taking a run and sending it
+    bool finished = false;
+    Clock::time_point t_rate = Clock::now(), last_flush = Clock::now();
+    double tokens = 0;
+};
+
+bool Engine::resync_reader(const std::shared_ptr<Session>& s, ResyncCursor& cur) {
+    IoBuffer buf(kResyncChunk);
     const uint64_t bs = layout_.block_size;
     const uint64_t blocks = bitmap_->blocks();
     const uint64_t rate = cfg_.replica.resync_rate;
-    auto t_rate = Clock::now();
-    double tokens = 0;
-    auto last_flush = Clock::now();
-    uint64_t cursor = 0;
     for (;;) {
-        if (s->dead) return;
-        std::optional<uint64_t> b = cursor < blocks ? bitmap_->next_set(cursor) : std::nullopt;
-        if (!b) {
-            // End of a pass: wait for what is in flight, then look again from the start.
-            std::unique_lock l(s->rmu);
-            s->rcv.wait(l, [&] { return s->dead || s->resync_inflight.empty(); });
-            if (s->dead) return;
-            l.unlock();
-            if (bitmap_->count() == 0) break;
-            cursor = 0;
-            continue;
-        }
-        uint64_t first = *b, n = 1;
-        while (n < kResyncChunk / bs && first + n < blocks && bitmap_->test(first + n)) ++n;
-        uint64_t off = first * bs;
-        uint64_t len = std::min<uint64_t>(n * bs, layout_.data_size - off);
-        cursor = first + n;
-        // Rate limit and back off for application I/O: with writes in flight, one request at a time.
-        if (rate) {
-            auto now = Clock::now();
-            tokens = std::min<double>(tokens + std::chrono::duration<double>(now - t_rate).count() * double(rate), double(rate));
-            t_rate = now;
-            if (tokens < double(len)) {
-                std::this_thread::sleep_for(std::chrono::duration<double>((double(len) - tokens) / double(rate)));
-                tokens = double(len);
+        uint64_t off = 0, len = 0;
+        {
+            std::unique_lock l(cur.m);
+            if (s->dead) return false;
+            if (cur.finished) return true;
+            std::optional<uint64_t> b = cur.next < blocks ? bitmap_->next_set(cur.next) : std::nullopt;
+            if (!b) {
+                // End of a pass: once no reader holds a run and every run sent is acknowledged,
+                // done if nothing is left, else look again from the start.
+                cur.cv.wait(l, [&] { return s->dead || cur.finished || cur.busy == 0; });
+                if (s->dead) return false;
+                if (cur.finished) return true;
+                {
+                    std::unique_lock r(s->rmu);
+                    s->rcv.wait(r, [&] { return s->dead || s->resync_inflight.empty(); });
+                }
+                if (s->dead) return false;
+                if (bitmap_->count() == 0) {
+                    cur.finished = true;
+                    cur.cv.notify_all();
+                    return true;
+                }
+                cur.next = 0;
+                continue;
             }
-            tokens -= double(len);
+            uint64_t first = *b, n = 1;
+            while (n < kResyncChunk / bs && first + n < blocks && bitmap_->test(first + n)) ++n;
+            off = first * bs;
+            len = std::min<uint64_t>(n * bs, layout_.data_size - off);
+            cur.next = first + n;
+            ++cur.busy;
+            if (rate) {  // under the lock: the rate is the sum over the readers
+                auto now = Clock::now();
+                cur.tokens = std::min<double>(cur.tokens + std::chrono::duration<double>(now - cur.t_rate).count() * double(rate),
+                                              double(rate));
+                cur.t_rate = now;
+                if (cur.tokens < double(len)) {
+                    std::this_thread::sleep_for(std::chrono::duration<double>((double(len) - cur.tokens) / double(rate)));
+                    cur.tokens = double(len);
+                }
+                cur.tokens -= double(len);
+            }
+            if (Clock::now() - cur.last_flush > 1s) {
+                flush_bitmap();
+                cur.last_flush = Clock::now();
+            }
         }
+        auto release = [&] {
+            std::lock_guard l(cur.m);
+            --cur.busy;
+            cur.cv.notify_all();
+        };
+        // Back off for application I/O: with writes in flight, one request at a time.
         {
             std::unique_lock l(s->rmu);
             s->rcv.wait(l, [&] {
@@ -1347,17 +1400,23 @@ void Engine::resync_loop(std::shared_ptr<Session> s) {
                 uint64_t cap = app_inflight_.load() > 0 ? kResyncChunk : kResyncWindow;
                 return s->resync_inflight_bytes + len <= cap || s->resync_inflight_bytes == 0;
             });
-            if (s->dead) return;
+        }
+        if (s->dead) {
+            release();
+            return false;
         }
         uint64_t id = next_id_++;
+        bool ok = true;
         {
             std::shared_lock io(io_mu_);
-            if (s->dead) return;
+            if (s->dead) {
+                release();
+                return false;
+            }
             auto st = stripes_for(off, len);
             for (size_t i : st) stripes_[i].lock();
-            bool ok = true;
             try {
-                local_read(off, len, buf.p);
+                local_read(off, len, buf.data());
             } catch (const std::system_error& e) {
                 log::error("replica " + cfg_.replica.name + ": resync: " + e.what());
                 ok = false;
@@ -1369,22 +1428,31 @@ void Engine::resync_loop(std::shared_ptr<Session> s) {
                     s->resync_inflight_bytes += len;
                 }
                 try {
-                    s->link->send(pr::Header{pr::Type::ResyncData, 0, id, off, static_cast<uint32_t>(len), 0}, {buf.p, len});
+                    s->link->send(pr::Header{pr::Type::ResyncData, 0, id, off, static_cast<uint32_t>(len), 0}, {buf.data(), len});
                     sent_ += len;
                 } catch (const std::exception&) {
                     s->link->shutdown();
                 }
             }
             for (size_t i : st) stripes_[i].unlock();
-            if (!ok) {
-                std::this_thread::sleep_for(100ms);
-            }
         }
-        if (Clock::now() - last_flush > 1s) {
-            flush_bitmap();
-            last_flush = Clock::now();
-        }
+        release();
+        if (!ok) std::this_thread::sleep_for(100ms);
     }
+}
+
+void Engine::resync_loop(std::shared_ptr<Session> s) {
+    ResyncCursor cur;
+    std::vector<std::thread> more;
+    for (unsigned i = 1; i < kResyncReaders; ++i) more.emplace_back([&] { resync_reader(s, cur); });
+    bool finished = resync_reader(s, cur);
+    {
+        // A reader that gave up (the session died) must not leave the others waiting.
+        std::lock_guard l(cur.m);
+        cur.cv.notify_all();
+    }
+    for (auto& t : more) t.join();
+    if (!finished) return;
     // Everything acknowledged: the peer is a copy of us.
     pr::State st;
     {

@@ -24,6 +24,7 @@
 
 #include "daemon/config/model.hpp"
 #include "daemon/replication/fuse_device.hpp"
+#include "daemon/replication/io_buffer.hpp"
 #include "daemon/replication/metadata.hpp"
 #include "daemon/util/log.hpp"
 #include "proto/replication.hpp"
@@ -94,8 +95,11 @@ private:
     int dial(std::string& err);
     void receiver_loop(const std::shared_ptr<Session>& s);
     void resync_loop(std::shared_ptr<Session> s);
+    struct ResyncCursor;
+    // One of the resync readers: true when the resync finished, false when the session ended.
+    bool resync_reader(const std::shared_ptr<Session>& s, ResyncCursor& cur);
     void end_session(const std::shared_ptr<Session>& s, const std::string& reason);
-    bool handle_frame(const std::shared_ptr<Session>& s, const proto::repl::Header& h, std::vector<uint8_t>& payload);
+    bool handle_frame(const std::shared_ptr<Session>& s, const proto::repl::Header& h, IoBuffer& payload);
     void send_state(const std::shared_ptr<Session>& s);
     proto::repl::State local_state_locked() const;
 
