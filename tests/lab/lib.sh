@@ -79,3 +79,27 @@ TOML
   lab up "$conf" > "$tmp/up.log" 2>&1 || { cat "$tmp/up.log"; no "lab up"; finish; exit 1; }
   ok "lab up"
 }
+
+# A real SMTP server for the alert mails: Debian's aiosmtpd (/usr/bin/python3) delivering to a
+# Maildir. smtp_server NODE ADDRESS PORT MAILDIR runs it in NODE (the client, or a cluster node for
+# its localhost relay) in the background and returns once it listens; smtp_pid is the process to
+# kill to stop it (scripts/lab exec passes the SIGTERM on), and lab_cleanup stops it too. Several
+# servers may deliver to one Maildir.
+smtp_listening() { "$LAB" exec "$1" ss -ltnH "sport = :$2" | grep -q LISTEN; }
+smtp_server() {
+  # "$LAB" itself, not the lab function: $! must be the process that execs nsenter, whose death
+  # sends SIGTERM to the server (not a subshell that would leave it running).
+  "$LAB" exec "$1" /usr/bin/python3 -m aiosmtpd -n -l "$2:$3" -c aiosmtpd.handlers.Mailbox "$4" >> "$tmp/smtp.log" 2>&1 &
+  smtp_pid=$!
+  bg_pids+=("$smtp_pid")
+  wait_for 15 smtp_listening "$1" "$3"
+}
+# maildir_subjects MAILDIR: the Subject of every mail delivered there, oldest first.
+maildir_subjects() {
+  /usr/bin/python3 -c 'import email, email.policy, os, sys
+d = os.path.join(sys.argv[1], "new")
+fs = sorted((os.path.join(d, f) for f in (os.listdir(d) if os.path.isdir(d) else [])), key=lambda f: os.stat(f).st_mtime_ns)
+for f in fs:
+    with open(f, "rb") as fh:
+        print(email.message_from_binary_file(fh, policy=email.policy.default)["Subject"])' "$1"
+}

@@ -55,14 +55,7 @@ timed() {
 # stopped by that PID here or in the trap).
 listening() { lab exec client ss -ltnH "sport = :2525" | grep -q LISTEN; }
 smtp_pid=""
-smtp_start() {
-  # "$LAB" itself, not the lab function: $! must be the process that execs nsenter, whose death
-  # sends SIGTERM to the server (not a subshell that would leave it running).
-  "$LAB" exec client "$PY" -m aiosmtpd -n -l "$RELAY:2525" -c aiosmtpd.handlers.Mailbox "$box" >> "$tmp/smtp.log" 2>&1 &
-  smtp_pid=$!
-  bg_pids+=("$smtp_pid")
-  wait_for 15 listening
-}
+smtp_start() { smtp_server client "$RELAY" 2525 "$box"; }  # lib.sh
 smtp_stop() {
   [ -n "$smtp_pid" ] || return 0
   kill "$smtp_pid" 2>/dev/null
